@@ -1,0 +1,90 @@
+"""``streamport serve | migrate | scan DIR``."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.config import Settings
+from app.migrate import upgrade_to_head
+
+logger = logging.getLogger("streamport")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamport`` command."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    return int(args.run(args) or 0)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamport", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate the catalog, then serve the portal")
+    serve.add_argument("--host", help="address to listen on (STREAMPORT_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (STREAMPORT_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the catalog to the newest schema")
+    migrate.set_defaults(run=_migrate)
+
+    scan = commands.add_parser("scan", help="add files already on disk to the catalog")
+    scan.add_argument("directory", type=Path, metavar="DIR")
+    scan.set_defaults(run=_scan)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # Flags go into the environment so that every worker builds the same Settings.
+    if args.host is not None:
+        os.environ["STREAMPORT_HOST"] = args.host
+    if args.port is not None:
+        os.environ["STREAMPORT_PORT"] = str(args.port)
+    settings = Settings()
+    upgrade_to_head(settings)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    settings = Settings()
+    upgrade_to_head(settings)
+    logger.info("Catalog at %s is up to date", settings.catalog_url)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from app.scan import scan_directory
+
+    directory: Path = args.directory
+    if not directory.is_dir():
+        print(f"streamport scan: {directory} is not a directory", file=sys.stderr)
+        return 2
+    settings = Settings()
+    upgrade_to_head(settings)
+    summary = asyncio.run(scan_directory(settings, directory))
+    print(
+        f"added {summary.added}, already in the catalog {summary.skipped}, failed {summary.failed}"
+    )
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

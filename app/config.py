@@ -1,0 +1,30 @@
+"""Settings, read from ``STREAMPORT_*`` environment variables and an optional ``.env``."""
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Streamport can be configured with; see README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPORT_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    media_dir: Path = Path("media")
+    database_url: str | None = None  # filled from media_dir by the validator below
+    max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> "Settings":
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.media_dir.resolve() / 'streamport.db'}"
+        return self
+
+    @property
+    def catalog_url(self) -> str:
+        """The SQLAlchemy URL of the catalog (never ``None`` after validation)."""
+        assert self.database_url is not None
+        return self.database_url

@@ -1,0 +1,26 @@
+"""FastAPI dependencies for what ``create_app`` put on ``app.state``."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from app.config import Settings
+from app.storage import LocalStorage
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_storage(request: Request) -> LocalStorage:
+    return request.app.state.storage
+
+
+def get_templates(request: Request) -> Jinja2Templates:
+    return request.app.state.templates
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]

@@ -1,0 +1,126 @@
+"""Bytes in, catalog rows out, all or nothing: used by the upload form, the API and ``scan``.
+
+Order matters for crash safety: bytes are fsynced and renamed into place first, then the rows
+are committed in one short transaction, so a row never points at missing or partial bytes. If
+anything fails, the files already moved are removed again.
+"""
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiofiles
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import catalog
+from app.content_types import SNIFF_BYTES, guess_content_type
+from app.filenames import sanitize_filename, title_from_filename
+from app.models import TITLE_MAX_CHARS, Media
+from app.storage import LocalStorage
+from app.uploads import (
+    ReceivedFile,
+    ReceivedUpload,
+    check_declared_length,
+    receive_upload,
+    upload_boundary,
+)
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+async def ingest_upload(
+    session: AsyncSession,
+    storage: LocalStorage,
+    body: AsyncIterator[bytes],
+    *,
+    content_type: str | None,
+    content_length: str | None,
+    max_upload_bytes: int,
+) -> list[Media]:
+    """Store every file of a multipart request body and commit their rows, in upload order."""
+    boundary = upload_boundary(content_type)
+    check_declared_length(content_length, max_upload_bytes)
+    received = await receive_upload(body, boundary, storage, max_upload_bytes)
+    return await _commit_received(session, storage, received)
+
+
+def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
+    """Titles for the files of one upload: the given title names a single file; with several
+    files it becomes a common prefix, so their titles stay distinct."""
+    if not title:
+        return [title_from_filename(name) for name in filenames]
+    if len(filenames) == 1:
+        return [title]
+    return [f"{title} — {title_from_filename(name)}"[:TITLE_MAX_CHARS] for name in filenames]
+
+
+async def _commit_received(
+    session: AsyncSession, storage: LocalStorage, received: ReceivedUpload
+) -> list[Media]:
+    committed_keys: list[str] = []
+    try:
+        for item in received.files:
+            key = storage.new_key()
+            await storage.commit(item.partial, key)
+            committed_keys.append(key)
+        titles = upload_titles(received.title, [item.filename for item in received.files])
+        media = [
+            await catalog.add_media(
+                session,
+                title=title,
+                filename=item.filename,
+                content_type=item.content_type,
+                size=item.size,
+                sha256=item.sha256,
+                storage_key=key,
+            )
+            for item, key, title in zip(received.files, committed_keys, titles, strict=True)
+        ]
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            await received.discard()
+            for key in committed_keys:
+                await storage.delete(key)
+        raise
+    return media
+
+
+async def ingest_path(session: AsyncSession, storage: LocalStorage, path: Path) -> Media | None:
+    """Copy a file already on disk into storage and the catalog; ``None`` if its bytes are
+    already catalogued."""
+    hasher = hashlib.sha256()
+    head = b""
+    size = 0
+    partial = await storage.open_partial()
+    try:
+        async with aiofiles.open(path, "rb") as source:
+            while chunk := await source.read(READ_CHUNK_BYTES):
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                hasher.update(chunk)
+                size += len(chunk)
+                await partial.write(chunk)
+        sha256 = hasher.hexdigest()
+        if await catalog.find_by_sha256(session, sha256) is not None:
+            await partial.discard()
+            return None
+        filename = sanitize_filename(path.name) or "unnamed"
+        received = ReceivedUpload(
+            files=[
+                ReceivedFile(
+                    partial=partial,
+                    filename=filename,
+                    content_type=guess_content_type(filename, head),
+                    size=size,
+                    sha256=sha256,
+                )
+            ]
+        )
+    except BaseException:
+        await partial.discard()
+        raise
+    [media] = await _commit_received(session, storage, received)
+    return media

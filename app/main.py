@@ -1,0 +1,70 @@
+"""The application factory."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__, catalog
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.routes import api, media, pages
+from app.storage import LocalStorage
+from app.templating import create_templates
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Bytes renamed into place are recorded within a second; an hour leaves room for any
+# process, however slow, that is about to record them.
+ORPHAN_MIN_AGE_SECONDS = 3600
+
+logger = logging.getLogger("streamport")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    storage: LocalStorage = app.state.storage
+    await anyio.to_thread.run_sync(storage.prepare)
+    engine = create_engine(settings.catalog_url)
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        await _sweep(app, storage)
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _sweep(app: FastAPI, storage: LocalStorage) -> None:
+    partials = await anyio.to_thread.run_sync(storage.sweep_partials)
+    if partials:
+        logger.info("Removed %d partial upload(s) left by an interrupted server", len(partials))
+    async with app.state.sessionmaker() as session:
+        known = await catalog.storage_keys(session)
+    orphans = await anyio.to_thread.run_sync(storage.sweep_orphans, known, ORPHAN_MIN_AGE_SECONDS)
+    if orphans:
+        logger.info("Removed %d stored file(s) that no catalog row points at", len(orphans))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a Streamport application; settings default to the environment's."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Streamport",
+        version=__version__,
+        summary="A self-hosted video and large-file streaming portal.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.storage = LocalStorage(settings.media_dir)
+    app.state.templates = create_templates()
+    install_error_handlers(app)
+    app.include_router(pages.router)
+    app.include_router(media.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,17 @@
+"""Deleting a media: its row, then its bytes."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import catalog
+from app.storage import LocalStorage
+
+
+async def remove_media(session: AsyncSession, storage: LocalStorage, media_id: str) -> None:
+    """Delete the row and commit, then the bytes.
+
+    In this order a failure leaves at worst bytes without a row (swept at start-up), never a
+    row without bytes. A download already running keeps reading the unlinked file.
+    """
+    media = await catalog.delete_media(session, media_id)
+    await session.commit()
+    await storage.delete(media.storage_key)

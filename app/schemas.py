@@ -1,0 +1,85 @@
+"""Shapes of the JSON API."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.datastructures import URLPath
+from starlette.routing import Router
+
+from app.content_types import MediaKind, media_kind
+from app.filenames import normalize_title
+from app.models import TITLE_MAX_CHARS, Media
+
+
+class MediaOut(BaseModel):
+    """A media as the API and the pages present it."""
+
+    id: str
+    title: str
+    filename: str
+    content_type: str
+    kind: MediaKind
+    size: int = Field(description="Bytes")
+    sha256: str
+    created_at: datetime
+    page_url: str
+    stream_url: str
+    download_url: str
+
+    @classmethod
+    def from_media(cls, media: Media, router: Router) -> "MediaOut":
+        """Present a catalog row, with links resolved through the app's routes."""
+
+        def path(name: str) -> str:
+            url: URLPath = router.url_path_for(name, media_id=media.id)
+            return str(url)
+
+        return cls(
+            id=media.id,
+            title=media.title,
+            filename=media.filename,
+            content_type=media.content_type,
+            kind=media_kind(media.content_type),
+            size=media.size,
+            sha256=media.sha256,
+            created_at=media.created_at,
+            page_url=path("media_page"),
+            stream_url=path("stream_media"),
+            download_url=path("download_media"),
+        )
+
+
+class MediaPage(BaseModel):
+    """One page of the catalog."""
+
+    items: list[MediaOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class MediaUploaded(BaseModel):
+    """The media an upload created, in upload order."""
+
+    items: list[MediaOut]
+
+
+def _nonblank_title(value: str) -> str:
+    title = normalize_title(value)
+    if not title:
+        raise ValueError("the title must not be blank")
+    return title
+
+
+Title = Annotated[str, Field(max_length=TITLE_MAX_CHARS), AfterValidator(_nonblank_title)]
+
+
+class MediaPatch(BaseModel):
+    """The fields a client may change."""
+
+    title: Title
+
+
+class Health(BaseModel):
+    status: str = "ok"

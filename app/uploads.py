@@ -1,0 +1,292 @@
+"""Multipart request body → partial files, hashed and counted while they are written.
+
+The body is parsed as it arrives with python-multipart's push parser; file bytes go straight
+into ``.partial/`` files in large writes, and nothing is renamed into place here: the caller
+commits the partial files once the whole request has been read (see ``app.ingest``).
+"""
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
+
+from app.content_types import SNIFF_BYTES, guess_content_type
+from app.errors import BadUpload, UnsupportedUpload, UploadAborted, UploadTooLarge
+from app.filenames import normalize_title, sanitize_filename
+from app.models import TITLE_MAX_CHARS
+from app.storage import LocalStorage, PartialFile
+
+FILE_FIELD = "file"
+TITLE_FIELD = "title"
+WRITE_CHUNK_BYTES = 1024 * 1024
+# Room for boundaries, part headers and small fields on top of the file bytes themselves.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+_MAX_TEXT_FIELD_BYTES = 64 * 1024
+_MAX_FILES = 1000
+# Part headers carry the file name; long enough for any real one (and for a hostile 5,000
+# characters, which is then cut down), bounded so headers cannot eat memory.
+_MAX_PART_HEADER_BYTES = 64 * 1024
+
+
+@dataclass
+class ReceivedFile:
+    """One file of the request, complete in a partial file but not yet in storage."""
+
+    partial: PartialFile
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class ReceivedUpload:
+    """Everything a multipart upload carried."""
+
+    files: list[ReceivedFile] = field(default_factory=list)
+    title: str | None = None
+
+    async def discard(self) -> None:
+        """Remove every partial file of this upload."""
+        for received in self.files:
+            await received.partial.discard()
+
+
+def upload_boundary(content_type: str | None) -> bytes:
+    """The multipart boundary of a request, or the error that explains why there is none."""
+    media_type, params = parse_options_header(content_type or "")
+    if media_type != b"multipart/form-data":
+        raise UnsupportedUpload()
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadUpload("The multipart body has no boundary.")
+    return boundary
+
+
+def check_declared_length(content_length: str | None, max_upload_bytes: int) -> None:
+    """Refuse before reading a byte when the declared body is already over the limit."""
+    if content_length is None or not content_length.isdigit():
+        return
+    if int(content_length) > max_upload_bytes + FORM_OVERHEAD_BYTES:
+        raise UploadTooLarge(max_upload_bytes)
+
+
+class _Part:
+    """State of the part being parsed."""
+
+    def __init__(self) -> None:
+        self.header_name = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[bytes, bytes] = {}
+        self.field_name: str | None = None
+        self.filename: str | None = None
+        self.text = bytearray()
+        self.file: _FileWriter | None = None
+
+
+class _FileWriter:
+    """Buffers part bytes into large writes and hashes them beside the write."""
+
+    def __init__(self, partial: PartialFile, filename: str) -> None:
+        self.partial = partial
+        self.filename = filename
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += data[: SNIFF_BYTES - len(self.head)]
+        self.buffer += data
+        self.size += len(data)
+
+    async def flush(self) -> None:
+        if not self.buffer:
+            return
+        chunk = bytes(self.buffer)
+        self.buffer.clear()
+        # hashlib releases the GIL on large buffers, so hashing in a thread overlaps the write.
+        await asyncio.gather(
+            self.partial.write(chunk), asyncio.to_thread(self.hasher.update, chunk)
+        )
+
+    async def finish(self) -> ReceivedFile:
+        await self.flush()
+        await self.partial.sync()
+        return ReceivedFile(
+            partial=self.partial,
+            filename=self.filename,
+            content_type=guess_content_type(self.filename, self.head),
+            size=self.size,
+            sha256=self.hasher.hexdigest(),
+        )
+
+
+class _UploadReader:
+    """Drives the push parser over the body and acts on its events in order."""
+
+    def __init__(self, storage: LocalStorage, max_upload_bytes: int) -> None:
+        self.storage = storage
+        self.max_upload_bytes = max_upload_bytes
+        self.events: list[tuple[str, Any]] = []
+        self.result = ReceivedUpload()
+        self.part: _Part | None = None
+        self.open_writers: list[_FileWriter] = []
+        self.file_bytes = 0
+        self.text_bytes = 0
+        self.ended = False
+
+    def callbacks(self) -> dict[str, Any]:
+        events = self.events
+
+        def data_event(name: str) -> Any:
+            return lambda data, start, end: events.append((name, data[start:end]))
+
+        def plain_event(name: str) -> Any:
+            return lambda: events.append((name, None))
+
+        return {
+            "on_part_begin": plain_event("part_begin"),
+            "on_part_data": data_event("part_data"),
+            "on_part_end": plain_event("part_end"),
+            "on_header_field": data_event("header_field"),
+            "on_header_value": data_event("header_value"),
+            "on_header_end": plain_event("header_end"),
+            "on_headers_finished": plain_event("headers_finished"),
+            "on_end": plain_event("end"),
+        }
+
+    async def handle_events(self) -> None:
+        for kind, payload in self.events:
+            await getattr(self, f"_on_{kind}")(payload)
+        self.events.clear()
+
+    async def _on_part_begin(self, _: None) -> None:
+        self.part = _Part()
+
+    async def _on_header_field(self, data: bytes) -> None:
+        assert self.part is not None
+        self.part.header_name += data
+
+    async def _on_header_value(self, data: bytes) -> None:
+        assert self.part is not None
+        self.part.header_value += data
+
+    async def _on_header_end(self, _: None) -> None:
+        assert self.part is not None
+        self.part.headers[bytes(self.part.header_name).lower()] = bytes(self.part.header_value)
+        self.part.header_name.clear()
+        self.part.header_value.clear()
+
+    async def _on_headers_finished(self, _: None) -> None:
+        part = self.part
+        assert part is not None
+        disposition, options = parse_options_header(part.headers.get(b"content-disposition"))
+        if disposition != b"form-data" or b"name" not in options:
+            raise BadUpload("A part of the upload has no form-data name.")
+        part.field_name = _decode(options[b"name"])
+        if part.field_name != FILE_FIELD:
+            return
+        if b"filename" not in options:
+            raise BadUpload(f"The field {FILE_FIELD!r} must carry a file, not text.")
+        raw_name = _decode(options[b"filename"])
+        if not raw_name:
+            raise BadUpload("No file was chosen, or a file has an empty name.")
+        filename = sanitize_filename(raw_name)
+        if not filename:
+            raise BadUpload(f"The file name {raw_name!r} has no usable characters.")
+        if len(self.result.files) + len(self.open_writers) >= _MAX_FILES:
+            raise BadUpload(f"At most {_MAX_FILES} files can be sent at once.")
+        writer = _FileWriter(await self.storage.open_partial(), filename)
+        self.open_writers.append(writer)
+        part.file = writer
+
+    async def _on_part_data(self, data: bytes) -> None:
+        part = self.part
+        assert part is not None
+        if part.file is not None:
+            self.file_bytes += len(data)
+            if self.file_bytes > self.max_upload_bytes:
+                raise UploadTooLarge(self.max_upload_bytes)
+            part.file.feed(data)
+            if len(part.file.buffer) >= WRITE_CHUNK_BYTES:
+                await part.file.flush()
+            return
+        self.text_bytes += len(data)
+        if self.text_bytes > _MAX_TEXT_FIELD_BYTES:
+            raise BadUpload("The form's text fields are too long.")
+        part.text += data
+
+    async def _on_part_end(self, _: None) -> None:
+        part = self.part
+        assert part is not None
+        self.part = None
+        if part.file is not None:
+            received = await part.file.finish()
+            self.open_writers.remove(part.file)
+            self.result.files.append(received)
+        elif part.field_name == TITLE_FIELD:
+            self.result.title = _clean_title(_decode(bytes(part.text)))
+
+    async def _on_end(self, _: None) -> None:
+        self.ended = True
+
+    async def discard(self) -> None:
+        for writer in self.open_writers:
+            await writer.partial.discard()
+        self.open_writers.clear()
+        await self.result.discard()
+
+
+async def receive_upload(
+    body: AsyncIterator[bytes], boundary: bytes, storage: LocalStorage, max_upload_bytes: int
+) -> ReceivedUpload:
+    """Read a multipart body into partial files; on any failure none of them is left behind.
+
+    Raises ``BadUpload`` (malformed, no file), ``UploadTooLarge`` (file bytes past the limit),
+    ``UploadAborted`` (the client went away) or ``InsufficientStorage`` (disk full).
+    """
+    reader = _UploadReader(storage, max_upload_bytes)
+    parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_MAX_PART_HEADER_BYTES)
+    try:
+        async for chunk in body:
+            if not chunk:
+                continue
+            parser.write(chunk)
+            await reader.handle_events()
+            if reader.ended:
+                break
+        if not reader.ended:
+            raise BadUpload("The upload ended before its final boundary.")
+        if not reader.result.files:
+            raise BadUpload(f"No file was sent in the field {FILE_FIELD!r}.")
+    except MultipartParseError as exc:
+        await reader.discard()
+        raise BadUpload(f"The multipart body is malformed: {exc}") from exc
+    except ClientDisconnect as exc:
+        await reader.discard()
+        raise UploadAborted() from exc
+    except BaseException:
+        # Also on cancellation: the partial files must not outlive the request.
+        await reader.discard()
+        raise
+    return reader.result
+
+
+def _decode(value: bytes) -> str:
+    # Browsers send raw UTF-8 in part headers (RFC 7578 §4.2); parse_options_header hands the
+    # bytes back as latin-1, which round-trips losslessly.
+    return value.decode("utf-8", errors="replace")
+
+
+def _clean_title(raw: str) -> str | None:
+    title = normalize_title(raw)
+    if len(title) > TITLE_MAX_CHARS:
+        raise BadUpload(f"The title is longer than {TITLE_MAX_CHARS} characters.")
+    return title or None

@@ -1,0 +1,138 @@
+"""Fixtures: settings in tmp_path, the app with migrations applied, an in-process client, and a
+real ``streamport serve`` on 127.0.0.1."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade_to_head
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, media_dir=tmp_path / "media", max_upload_bytes=10 * 2**20)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    upgrade_to_head(settings)
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=True) as test_client:
+        yield test_client
+
+
+def upload(
+    client: TestClient | httpx2.Client,
+    data: bytes,
+    filename: str = "file.bin",
+    title: str | None = None,
+    content_type: str = "application/octet-stream",
+) -> dict[str, Any]:
+    """Upload one file through the API and return its Media JSON."""
+    form = {"title": title} if title is not None else None
+    response = client.post("/api/media", files={"file": (filename, data, content_type)}, data=form)
+    assert response.status_code == 201, response.text
+    [media] = response.json()["items"]
+    return media
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    """Every file under the media dir except the catalog itself."""
+    return sorted(
+        p
+        for p in settings.media_dir.rglob("*")
+        if p.is_file() and not p.name.startswith("streamport.db")
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A ``streamport serve`` subprocess on 127.0.0.1."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    settings: Settings
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: Any) -> httpx2.Client:
+        return httpx2.Client(base_url=self.base_url, timeout=60, **kwargs)
+
+    def worker_pids(self) -> list[int]:
+        return [self.process.pid]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(settings: Settings, log_path: Path, port: int | None = None) -> LiveServer:
+    """Start ``streamport serve`` with these settings and wait until it answers."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "STREAMPORT_MEDIA_DIR": str(settings.media_dir),
+        "STREAMPORT_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+        "STREAMPORT_DATABASE_URL": settings.catalog_url,
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=log_path.parent,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(process, port, settings, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx2.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not answer: {log_path.read_text()}")
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(settings, tmp_path / "server.log")
+    yield server
+    server.stop()

@@ -1,0 +1,106 @@
+"""``/media/{id}/stream`` and ``/download``: headers, ranges, HEAD."""
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import upload
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+
+
+def test_full_stream_headers(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"])
+    assert r.status_code == 200
+    assert r.content == DATA
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["etag"] == f'"{media["sha256"]}"'
+    assert r.headers["last-modified"].endswith(" GMT")
+    assert r.headers["content-disposition"] == 'inline; filename="bytes.bin"'
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_download_is_an_attachment(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["download_url"])
+    assert r.headers["content-disposition"] == 'attachment; filename="bytes.bin"'
+    assert r.content == DATA
+
+
+def test_single_range(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 100-199/{len(DATA)}"
+    assert r.headers["content-length"] == "100"
+    assert r.content == DATA[100:200]
+
+
+def test_open_ended_range(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=10000-"})
+    assert r.status_code == 206
+    assert r.content == DATA[10000:]
+
+
+def test_suffix_range_returns_last_bytes(client: TestClient) -> None:
+    media = upload(client, b"0123456789", filename="digits.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=-3"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == "bytes 7-9/10"
+    assert r.content == b"789"
+
+
+def test_safari_probe_gets_two_bytes(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=0-1"})
+    assert r.status_code == 206
+    assert r.content == DATA[:2]
+    assert r.headers["content-range"] == f"bytes 0-1/{len(DATA)}"
+
+
+def test_unsatisfiable_range_is_416(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=999999-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(DATA)}"
+    assert r.content == b""
+
+
+def test_invalid_range_is_ignored(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    for header in ("bytes=5-1", "pages=1-2", "garbage"):
+        r = client.get(media["stream_url"], headers={"Range": header})
+        assert r.status_code == 200, header
+        assert r.content == DATA
+
+
+def test_head_matches_get_without_body(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    get = client.get(media["download_url"])
+    head = client.head(media["download_url"])
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-length", "etag", "last-modified", "content-type", "content-disposition"):
+        assert head.headers[name] == get.headers[name]
+
+
+def test_head_with_range_answers_like_a_plain_get(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.head(media["stream_url"], headers={"Range": "bytes=0-1"})
+    assert r.status_code == 200
+    assert r.headers["content-length"] == str(len(DATA))
+
+
+def test_empty_file(client: TestClient) -> None:
+    media = upload(client, b"", filename="empty.txt")
+    r = client.get(media["stream_url"])
+    assert r.status_code == 200
+    assert r.content == b""
+    assert r.headers["content-length"] == "0"
+
+
+def test_unknown_id_is_404(client: TestClient) -> None:
+    r = client.get("/media/nope/stream")
+    assert r.status_code == 404
+    assert client.head("/media/nope/download").status_code == 404
