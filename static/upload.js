@@ -305,13 +305,22 @@
     });
   }
 
-  async function runQueue(queue, title) {
+  // The same rule as the server's for one form with several files: a shared title becomes a
+  // prefix, so the titles stay distinct.
+  function titleFor(entry, title, count) {
+    if (!title || count < 2) return title;
+    const name = entry.file.name;
+    const dot = name.lastIndexOf(".");
+    return `${title} — ${dot > 0 ? name.slice(0, dot) : name}`.slice(0, 500);
+  }
+
+  async function runQueue(queue, title, count) {
     let next = 0;
     const worker = async () => {
       while (next < queue.length) {
         const entry = queue[next];
         next += 1;
-        await uploadOne(entry, title);
+        await uploadOne(entry, titleFor(entry, title, count));
       }
     };
     const workers = [];
@@ -382,7 +391,7 @@
     setBusy(true);
     setSummary(`Uploading ${queue.length} ${queue.length === 1 ? "file" : "files"}…`);
     try {
-      await runQueue(queue, title);
+      await runQueue(queue, title, entries.length);
     } finally {
       setBusy(false);
     }
