@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     media_dir: Path = Path("media")
     database_url: str | None = None  # filled from media_dir by the validator below
     max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
+    max_ranges: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":

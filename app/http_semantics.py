@@ -1,82 +1,162 @@
-"""Pure HTTP decisions for byte serving: ranges, validators, Content-Disposition.
+"""What to answer a GET or HEAD for stored bytes: status, headers, and the body to send.
 
-Nothing here does I/O: header strings and facts about the stored representation go in, a
-decision comes out. RFC 9110 sections are cited where a rule is subtle.
+Pure: header strings and facts about the stored representation go in, a ``Decision`` comes
+out. RFC 9110 sections are cited where a rule is subtle.
 """
 
+import base64
 import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
+from app.byte_ranges import (
+    BodyPart,
+    ByteRange,
+    body_length,
+    coalesce,
+    multipart_byteranges,
+    parse_range,
+)
+from app.preconditions import Outcome, evaluate, if_range_allows_range
 
-class ByteRange(NamedTuple):
-    """An inclusive span of byte positions, already clipped to the representation."""
+# Request headers the decision reads; a field sent on several lines arrives joined by ", ".
+DECISION_HEADERS = (
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+)
+DEFAULT_MAX_RANGES = 100
 
-    start: int
-    end: int
+
+class Representation(NamedTuple):
+    """What the decision needs to know about the stored bytes."""
+
+    size: int
+    sha256: str
+    last_modified: datetime
+    content_type: str
 
     @property
-    def length(self) -> int:
-        return self.end - self.start + 1
+    def etag(self) -> str:
+        return strong_etag(self.sha256)
 
-    def content_range(self, size: int) -> str:
-        """The ``Content-Range`` value announcing this span of a representation of ``size``."""
-        return f"bytes {self.start}-{self.end}/{size}"
-
-
-_DIGITS = re.compile(r"[0-9]+")
+    @property
+    def last_modified_second(self) -> datetime:
+        # HTTP dates have one-second resolution; comparisons happen at that resolution.
+        return self.last_modified.astimezone(UTC).replace(microsecond=0)
 
 
-def parse_range(header: str, size: int) -> list[ByteRange] | None:
-    """Parse a ``Range`` header against a representation of ``size`` bytes.
+class Decision(NamedTuple):
+    """The status, the headers that depend on the decision, and the body to send (empty for
+    HEAD, 304, 412 and 416)."""
 
-    Returns ``None`` when the header must be ignored (invalid syntax or a unit other than
-    bytes, RFC 9110 §14.2), an empty list when no spec is satisfiable (416), and otherwise the
-    satisfiable spans, clipped to the size, in the order they were asked for.
+    status: int
+    headers: dict[str, str]
+    body: list[BodyPart]
+
+
+def decide(
+    method: str,
+    headers: Mapping[str, str],
+    rep: Representation,
+    *,
+    boundary: str,
+    max_ranges: int = DEFAULT_MAX_RANGES,
+) -> Decision:
+    """Decide how to answer ``method`` (GET or HEAD) for ``rep`` given the request headers.
+
+    ``boundary`` separates the parts should a ``multipart/byteranges`` answer be chosen.
     """
-    unit, equals, range_set = header.partition("=")
-    if not equals or unit.strip(" \t").lower() != "bytes":
-        return None
-    spans: list[ByteRange] = []
-    seen_spec = False
-    # The list rule (§5.6.1) lets recipients skip empty elements and optional whitespace.
-    for element in range_set.split(","):
-        spec = element.strip(" \t")
-        if not spec:
-            continue
-        seen_spec = True
-        first, dash, last = spec.partition("-")
-        if not dash:
-            return None
-        if first:
-            if not _DIGITS.fullmatch(first) or (last and not _DIGITS.fullmatch(last)):
-                return None
-            start = int(first)
-            end = int(last) if last else size - 1
-            if last and end < start:
-                return None  # §14.1.1: an int-range with last-pos < first-pos is invalid
-            if start < size:
-                spans.append(ByteRange(start, min(end, size - 1)))
-        else:
-            if not _DIGITS.fullmatch(last):
-                return None
-            suffix_length = int(last)
-            # §14.1.3: a suffix of zero bytes, or any suffix of an empty representation,
-            # is unsatisfiable.
-            if suffix_length > 0 and size > 0:
-                spans.append(ByteRange(max(size - suffix_length, 0), size - 1))
-    if not seen_spec:
-        return None
-    return spans
+    validators = {
+        "ETag": rep.etag,
+        "Last-Modified": http_date(rep.last_modified),
+    }
+    outcome = evaluate(
+        method,
+        headers.get("if-match"),
+        headers.get("if-unmodified-since"),
+        headers.get("if-none-match"),
+        headers.get("if-modified-since"),
+        rep.etag,
+        rep.last_modified_second,
+    )
+    if outcome is Outcome.NOT_MODIFIED:
+        return Decision(304, validators, [])
+    if outcome is Outcome.FAILED:
+        return Decision(412, {**validators, "Content-Length": "0"}, [])
+
+    whole = [ByteRange(0, rep.size - 1)] if rep.size else []
+    full = Decision(
+        200,
+        {
+            **validators,
+            "Content-Type": rep.content_type,
+            "Content-Length": str(rep.size),
+            "Repr-Digest": repr_digest(rep.sha256),
+        },
+        whole if method == "GET" else [],
+    )
+    spans = _requested_spans(method, headers, rep, max_ranges)
+    if spans is None:
+        return full
+    if not spans:
+        return Decision(
+            416,
+            {**validators, "Content-Range": f"bytes */{rep.size}", "Content-Length": "0"},
+            [],
+        )
+    if len(spans) == 1:
+        [span] = spans
+        return Decision(
+            206,
+            {
+                **validators,
+                "Content-Type": rep.content_type,
+                "Content-Range": span.content_range(rep.size),
+                "Content-Length": str(span.length),
+            },
+            [span],
+        )
+    body = multipart_byteranges(spans, rep.size, rep.content_type, boundary)
+    return Decision(
+        206,
+        {
+            **validators,
+            "Content-Type": f"multipart/byteranges; boundary={boundary}",
+            "Content-Length": str(body_length(body)),
+        },
+        body,
+    )
 
 
-def unsatisfied_content_range(size: int) -> str:
-    """The ``Content-Range`` of a 416 answer (RFC 9110 §14.4)."""
-    return f"bytes */{size}"
+def _requested_spans(
+    method: str, headers: Mapping[str, str], rep: Representation, max_ranges: int
+) -> list[ByteRange] | None:
+    """The spans to send, ``[]`` for 416, or ``None`` to send the whole representation."""
+    range_header = headers.get("range")
+    # §14.2: Range applies to GET only; a HEAD answers what a plain GET would.
+    if method != "GET" or range_header is None:
+        return None
+    if_range = headers.get("if-range")
+    if if_range is not None and not if_range_allows_range(
+        if_range, rep.etag, rep.last_modified_second
+    ):
+        return None
+    spans = parse_range(range_header, rep.size)
+    if spans is None or not spans:
+        return spans
+    # §14.2 lets a server ignore a Range it finds abusive. Sending the whole representation
+    # instead bounds any answer by the file size, whatever the header asks (CVE-2011-3192).
+    if len(spans) > max_ranges or sum(span.length for span in spans) > rep.size:
+        return None
+    return coalesce(spans)
 
 
 def strong_etag(sha256_hex: str) -> str:
@@ -84,8 +164,13 @@ def strong_etag(sha256_hex: str) -> str:
     return f'"{sha256_hex}"'
 
 
+def repr_digest(sha256_hex: str) -> str:
+    """The ``Repr-Digest`` value (RFC 9530) of the whole representation."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+
+
 def http_date(moment: datetime) -> str:
-    """An IMF-fixdate (RFC 9110 §5.6.7) for ``moment``, which must be timezone-aware."""
+    """An IMF-fixdate (§5.6.7) for ``moment``, which must be timezone-aware."""
     return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
@@ -111,63 +196,3 @@ def _ascii_fallback(filename: str) -> str:
         c if c.isascii() else "_" for c in decomposed if not unicodedata.combining(c)
     )
     return _UNSAFE_IN_QUOTED.sub("_", ascii_only) or "download"
-
-
-class Representation(NamedTuple):
-    """What the decision needs to know about the stored bytes."""
-
-    size: int
-    etag: str
-    last_modified: datetime
-
-
-class Decision(NamedTuple):
-    """What to answer: a status, the byte span to send (``None`` for all or nothing), and
-    the headers that depend on the decision."""
-
-    status: int
-    span: ByteRange | None
-    headers: dict[str, str]
-
-
-def decide(method: str, headers: Mapping[str, str], rep: Representation) -> Decision:
-    """Decide how to answer a GET or HEAD for ``rep`` given the request ``headers``."""
-    full = Decision(200, None, {"Content-Length": str(rep.size)})
-    range_header = headers.get("range")
-    # §14.2: Range applies to GET only; a HEAD answers what a plain GET would.
-    if method != "GET" or range_header is None:
-        return full
-    if_range = headers.get("if-range")
-    if if_range is not None and not _if_range_matches(if_range, rep):
-        return full
-    spans = parse_range(range_header, rep.size)
-    if spans is None:
-        return full
-    if not spans:
-        return Decision(416, None, {"Content-Range": unsatisfied_content_range(rep.size)})
-    if len(spans) > 1:
-        # Multiple ranges are answered whole until multipart/byteranges is sent (§14.2 lets
-        # a server ignore Range).
-        return full
-    span = spans[0]
-    return Decision(
-        206,
-        span,
-        {"Content-Range": span.content_range(rep.size), "Content-Length": str(span.length)},
-    )
-
-
-def _if_range_matches(if_range: str, rep: Representation) -> bool:
-    """§13.1.5: a strong ETag compared exactly, or a date equal to Last-Modified."""
-    value = if_range.strip()
-    if value.startswith('"'):
-        return value == rep.etag
-    if value.startswith("W/"):
-        return False
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return False
-    if moment.tzinfo is None:
-        return False
-    return moment == rep.last_modified.astimezone(UTC).replace(microsecond=0)

@@ -1,63 +1,119 @@
-"""The pure byte-serving decisions, table-driven."""
+"""The byte-serving decision: table-driven RFC 9110 cases and Hypothesis properties."""
 
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from app.byte_ranges import ByteRange, body_length
 from app.http_semantics import (
-    ByteRange,
+    Decision,
     Representation,
     content_disposition,
     decide,
     http_date,
-    parse_range,
+    repr_digest,
     strong_etag,
 )
 
-SIZE = 10_000
+SHA = "ab" * 32
+REP = Representation(
+    size=10_000,
+    sha256=SHA,
+    last_modified=datetime(2026, 11, 25, 13, 4, 5, 123456, tzinfo=UTC),
+    content_type="video/mp4",
+)
+ETAG = f'"{SHA}"'
+AT = "Wed, 25 Nov 2026 13:04:05 GMT"
+BOUNDARY = "b0undary"
+
+
+def _decide(method: str = "GET", **headers: str) -> Decision:
+    named = {name.replace("_", "-"): value for name, value in headers.items()}
+    return decide(method, named, REP, boundary=BOUNDARY, max_ranges=10)
+
+
+def _spans(decision: Decision) -> list[ByteRange]:
+    return [part for part in decision.body if isinstance(part, ByteRange)]
 
 
 @pytest.mark.parametrize(
-    ("header", "expected"),
+    ("method", "headers", "status", "spans"),
     [
-        ("bytes=0-99", [ByteRange(0, 99)]),
-        ("bytes=9990-", [ByteRange(9990, 9999)]),
-        ("bytes=-10", [ByteRange(9990, 9999)]),
-        ("bytes=-20000", [ByteRange(0, 9999)]),
-        ("bytes=9000-20000", [ByteRange(9000, 9999)]),
-        ("BYTES=0-0", [ByteRange(0, 0)]),
-        ("bytes=0-1, 5-6", [ByteRange(0, 1), ByteRange(5, 6)]),
-        ("bytes= 0-1 ,\t5-6", [ByteRange(0, 1), ByteRange(5, 6)]),
-        ("bytes=0-1,,5-6", [ByteRange(0, 1), ByteRange(5, 6)]),
-        ("bytes=5-6,0-1", [ByteRange(5, 6), ByteRange(0, 1)]),
-        ("bytes=20000-30000,0-1", [ByteRange(0, 1)]),
-        ("bytes=10000-", []),
-        ("bytes=-0", []),
-        ("bytes=5-4", None),
-        ("bytes=abc", None),
-        ("bytes=1-2-3", None),
-        ("bytes=-", None),
-        ("bytes=", None),
-        ("bytes=,", None),
-        ("items=0-1", None),
-        ("0-1", None),
-        ("bytes=0x10-20", None),
-        ("bytes=+1-2", None),
-        ("", None),
+        ("GET", {}, 200, [ByteRange(0, 9999)]),
+        ("HEAD", {}, 200, []),
+        ("GET", {"range": "bytes=0-1"}, 206, [ByteRange(0, 1)]),
+        ("HEAD", {"range": "bytes=0-1"}, 200, []),
+        ("GET", {"range": "bytes=20000-"}, 416, []),
+        ("GET", {"range": "bytes=x"}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"range": "pages=1-2"}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"range": "bytes=0-1,200-201"}, 206, [ByteRange(0, 1), ByteRange(200, 201)]),
+        ("GET", {"range": "bytes=0-1,20000-"}, 206, [ByteRange(0, 1)]),
+        ("GET", {"range": "bytes=0-1,2-3"}, 206, [ByteRange(0, 3)]),
+        ("GET", {"range": "bytes=0-,0-"}, 200, [ByteRange(0, 9999)]),  # would exceed the file
+        ("GET", {"range": ",".join(["bytes=0-0"] + ["5-5"] * 10)}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"range": "bytes=0-1", "if_range": ETAG}, 206, [ByteRange(0, 1)]),
+        ("GET", {"range": "bytes=0-1", "if_range": '"other"'}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"range": "bytes=0-1", "if_range": f"W/{ETAG}"}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"range": "bytes=0-1", "if_range": AT}, 206, [ByteRange(0, 1)]),
+        ("GET", {"if_none_match": ETAG}, 304, []),
+        ("HEAD", {"if_none_match": ETAG}, 304, []),
+        ("GET", {"if_none_match": ETAG, "range": "bytes=0-1"}, 304, []),
+        ("GET", {"if_modified_since": AT}, 304, []),
+        ("GET", {"if_none_match": '"x"', "if_modified_since": AT}, 200, [ByteRange(0, 9999)]),
+        ("GET", {"if_match": '"x"'}, 412, []),
+        ("GET", {"if_match": ETAG, "range": "bytes=5-"}, 206, [ByteRange(5, 9999)]),
+        ("GET", {"if_unmodified_since": "Wed, 25 Nov 2026 13:04:04 GMT"}, 412, []),
+        ("GET", {"if_match": '"x"', "range": "bytes=20000-"}, 412, []),
     ],
 )
-def test_parse_range(header: str, expected: list[ByteRange] | None) -> None:
-    assert parse_range(header, SIZE) == expected
+def test_decide(method: str, headers: dict[str, str], status: int, spans: list[ByteRange]) -> None:
+    decision = _decide(method, **headers)
+    assert decision.status == status
+    assert _spans(decision) == spans
 
 
-def test_any_range_of_an_empty_file_is_unsatisfiable() -> None:
-    assert parse_range("bytes=0-", 0) == []
-    assert parse_range("bytes=-5", 0) == []
+def test_full_answer_headers() -> None:
+    decision = _decide()
+    assert decision.headers == {
+        "ETag": ETAG,
+        "Last-Modified": AT,
+        "Content-Type": "video/mp4",
+        "Content-Length": "10000",
+        "Repr-Digest": repr_digest(SHA),
+    }
 
 
-def test_content_range_formats_inclusive_span() -> None:
-    assert ByteRange(7, 9).content_range(10) == "bytes 7-9/10"
-    assert ByteRange(7, 9).length == 3
+def test_single_range_headers() -> None:
+    decision = _decide(range="bytes=-3")
+    assert decision.headers["Content-Range"] == "bytes 9997-9999/10000"
+    assert decision.headers["Content-Length"] == "3"
+    assert decision.headers["Content-Type"] == "video/mp4"
+
+
+def test_multipart_headers_and_exact_length() -> None:
+    decision = _decide(range="bytes=0-1,200-201")
+    assert decision.headers["Content-Type"] == f"multipart/byteranges; boundary={BOUNDARY}"
+    assert int(decision.headers["Content-Length"]) == body_length(decision.body)
+    assert decision.body[0] == (
+        b"\r\n--b0undary\r\nContent-Type: video/mp4\r\nContent-Range: bytes 0-1/10000\r\n\r\n"
+    )
+    assert decision.body[-1] == b"\r\n--b0undary--\r\n"
+
+
+def test_not_modified_carries_validators_only() -> None:
+    decision = _decide(if_none_match=ETAG)
+    assert decision.headers == {"ETag": ETAG, "Last-Modified": AT}
+
+
+def test_416_names_the_size() -> None:
+    decision = _decide(range="bytes=20000-")
+    assert decision.headers["Content-Range"] == "bytes */10000"
+
+
+def test_repr_digest_is_base64_of_the_sha256() -> None:
+    assert repr_digest("00" * 31 + "ff") == "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAP8=:"
 
 
 @pytest.mark.parametrize(
@@ -81,52 +137,104 @@ def test_content_disposition(filename: str, expected: str) -> None:
 
 
 def test_etag_is_strong_and_quoted() -> None:
-    assert strong_etag("ab" * 32) == f'"{"ab" * 32}"'
+    assert strong_etag(SHA) == ETAG
 
 
 def test_http_date_is_imf_fixdate() -> None:
-    assert http_date(datetime(2026, 11, 25, 13, 4, 5, 999, tzinfo=UTC)) == (
-        "Wed, 25 Nov 2026 13:04:05 GMT"
-    )
+    assert http_date(datetime(2026, 11, 25, 13, 4, 5, 999, tzinfo=UTC)) == AT
 
 
-REP = Representation(
-    size=SIZE, etag='"abc"', last_modified=datetime(2026, 11, 25, 13, 4, 5, tzinfo=UTC)
-)
+# --- properties -------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(
-    ("method", "headers", "status", "span"),
-    [
-        ("GET", {}, 200, None),
-        ("GET", {"range": "bytes=0-1"}, 206, ByteRange(0, 1)),
-        ("HEAD", {"range": "bytes=0-1"}, 200, None),
-        ("GET", {"range": "bytes=20000-"}, 416, None),
-        ("GET", {"range": "bytes=x"}, 200, None),
-        ("GET", {"range": "bytes=0-1", "if-range": '"abc"'}, 206, ByteRange(0, 1)),
-        ("GET", {"range": "bytes=0-1", "if-range": '"other"'}, 200, None),
-        ("GET", {"range": "bytes=0-1", "if-range": 'W/"abc"'}, 200, None),
-        (
-            "GET",
-            {"range": "bytes=0-1", "if-range": "Wed, 25 Nov 2026 13:04:05 GMT"},
-            206,
-            ByteRange(0, 1),
+range_text = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        lambda unit, specs: f"{unit}={','.join(specs)}",
+        st.sampled_from(["bytes", "BYTES", "bytes ", "items"]),
+        st.lists(
+            st.one_of(
+                st.builds(lambda a, b: f"{a}-{b}", st.integers(0, 12_000), st.integers(0, 12_000)),
+                st.builds(lambda a: f"{a}-", st.integers(0, 12_000)),
+                st.builds(lambda a: f"-{a}", st.integers(0, 12_000)),
+                st.sampled_from(["", " ", "x", "-", "1-2-3"]),
+            ),
+            max_size=14,
         ),
-        ("GET", {"range": "bytes=0-1", "if-range": "Wed, 25 Nov 2026 13:04:04 GMT"}, 200, None),
-        ("GET", {"range": "bytes=0-1", "if-range": "garbage"}, 200, None),
-    ],
+    ),
 )
-def test_decide(method: str, headers: dict[str, str], status: int, span: ByteRange | None) -> None:
-    decision = decide(method, headers, REP)
-    assert decision.status == status
-    assert decision.span == span
+header_text = st.one_of(st.none(), st.text(max_size=40), st.sampled_from([ETAG, AT, "*"]))
+sizes = st.integers(0, 12_000)
 
 
-def test_decide_416_names_the_size() -> None:
-    decision = decide("GET", {"range": "bytes=20000-"}, REP)
-    assert decision.headers["Content-Range"] == f"bytes */{SIZE}"
+@settings(max_examples=400, deadline=None)
+@given(
+    size=sizes,
+    range_header=st.one_of(st.none(), range_text),
+    if_range=header_text,
+    if_match=header_text,
+    if_none_match=header_text,
+    if_modified_since=header_text,
+)
+def test_decision_properties(
+    size: int,
+    range_header: str | None,
+    if_range: str | None,
+    if_match: str | None,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+) -> None:
+    rep = REP._replace(size=size)
+    headers = {
+        name: value
+        for name, value in {
+            "range": range_header,
+            "if-range": if_range,
+            "if-match": if_match,
+            "if-none-match": if_none_match,
+            "if-modified-since": if_modified_since,
+        }.items()
+        if value is not None
+    }
+    get = decide("GET", headers, rep, boundary=BOUNDARY, max_ranges=10)
+    spans = _spans(get)
+    # Every span lies inside the file.
+    assert all(0 <= s.start <= s.end < size for s in spans)
+    # Parts never overlap (nor touch: touching parts are coalesced).
+    ordered = sorted(spans)
+    assert all(a.end + 1 < b.start for a, b in zip(ordered, ordered[1:], strict=False))
+    # No header can make the answer larger than the file plus multipart framing.
+    assert sum(s.length for s in spans) <= size
+    framing = body_length(get.body) - sum(s.length for s in spans)
+    assert framing <= (len(spans) + 1) * 200
+    if "Content-Length" in get.headers:
+        assert int(get.headers["Content-Length"]) == body_length(get.body)
+    assert get.status in (200, 206, 304, 412, 416)
+    # HEAD answers what a GET without Range would, minus the body.
+    head = decide("HEAD", headers, rep, boundary=BOUNDARY, max_ranges=10)
+    plain = {k: v for k, v in headers.items() if k not in ("range", "if-range")}
+    get_plain = decide("GET", plain, rep, boundary=BOUNDARY, max_ranges=10)
+    assert head.body == []
+    assert head.status == get_plain.status
+    assert head.headers == get_plain.headers
 
 
-def test_decide_206_headers() -> None:
-    decision = decide("GET", {"range": "bytes=-3"}, REP)
-    assert decision.headers == {"Content-Range": "bytes 9997-9999/10000", "Content-Length": "3"}
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "range",
+                "if-range",
+                "if-match",
+                "if-none-match",
+                "if-modified-since",
+                "if-unmodified-since",
+            ]
+        ),
+        st.text(max_size=80),
+    ),
+    sizes,
+    st.sampled_from(["GET", "HEAD"]),
+)
+def test_any_header_text_never_raises(headers: dict[str, str], size: int, method: str) -> None:
+    decide(method, headers, REP._replace(size=size), boundary=BOUNDARY)

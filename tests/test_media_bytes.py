@@ -104,3 +104,70 @@ def test_unknown_id_is_404(client: TestClient) -> None:
     r = client.get("/media/nope/stream")
     assert r.status_code == 404
     assert client.head("/media/nope/download").status_code == 404
+
+
+def test_multiple_ranges_are_multipart_byteranges(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=0-9, 5000-5009, -5"})
+    assert r.status_code == 206
+    content_type = r.headers["content-type"]
+    assert content_type.startswith("multipart/byteranges; boundary=")
+    boundary = content_type.split("boundary=")[1]
+    assert int(r.headers["content-length"]) == len(r.content)
+    parts = r.content.split(f"\r\n--{boundary}".encode())
+    assert parts[0] == b"" and parts[-1] == b"--\r\n"
+    bodies = []
+    for part in parts[1:-1]:
+        head, _, body = part.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/octet-stream" in head
+        bodies.append((head.split(b"Content-Range: ")[1].decode(), body))
+    assert bodies == [
+        (f"bytes 0-9/{len(DATA)}", DATA[:10]),
+        (f"bytes 5000-5009/{len(DATA)}", DATA[5000:5010]),
+        (f"bytes {len(DATA) - 5}-{len(DATA) - 1}/{len(DATA)}", DATA[-5:]),
+    ]
+
+
+def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    first = client.get(media["stream_url"])
+    r = client.get(media["stream_url"], headers={"If-None-Match": first.headers["etag"]})
+    assert r.status_code == 304
+    assert r.content == b""
+    assert r.headers["etag"] == first.headers["etag"]
+    assert r.headers["cache-control"] == first.headers["cache-control"]
+    r = client.get(
+        media["stream_url"], headers={"If-Modified-Since": first.headers["last-modified"]}
+    )
+    assert r.status_code == 304
+
+
+def test_if_match_mismatch_gives_412(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["download_url"], headers={"If-Match": '"not-it"'})
+    assert r.status_code == 412
+    assert r.content == b""
+    assert "cache-control" not in r.headers
+
+
+def test_repr_digest_lets_a_client_verify(client: TestClient) -> None:
+    import base64
+    import hashlib
+
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["download_url"])
+    expected = base64.b64encode(hashlib.sha256(r.content).digest()).decode()
+    assert r.headers["repr-digest"] == f"sha-256=:{expected}:"
+
+
+def test_if_range_with_stale_etag_gets_whole_file(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers={"Range": "bytes=0-1", "If-Range": '"stale"'})
+    assert r.status_code == 200
+    assert r.content == DATA
+
+
+def test_range_header_on_several_lines_is_ignored(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    r = client.get(media["stream_url"], headers=[("Range", "bytes=0-1"), ("Range", "bytes=2-3")])
+    assert r.status_code == 200

@@ -1,0 +1,1 @@
+"""Benchmarks of Streamport's memory use and throughput; see ``bench/README.md``."""

@@ -1,0 +1,357 @@
+"""Shared by the benchmarks: servers on 127.0.0.1, RSS sampling, tables and result files."""
+
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx2
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+MB = 1_000_000
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server subprocess started by a benchmark; ``pid`` is the process that serves."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        """The serving process (one uvicorn worker, so the process itself)."""
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server's log, for error messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """SIGTERM this server (by its PID only), then SIGKILL if it does not exit in time."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _spawn(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, port: int
+) -> Server:
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    server = Server(name, process, port, log_path)
+    try:
+        wait_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_healthy(server: Server, timeout: float = 60) -> None:
+    """Poll ``GET /healthz`` until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited at start-up:\n{server.log_tail()}")
+        try:
+            if httpx2.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer /healthz:\n{server.log_tail()}")
+
+
+def start_streamport(media_dir: Path, max_upload_bytes: int, log_path: Path) -> Server:
+    """``python -m app.cli serve`` on a free port, its catalog and bytes in ``media_dir``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STREAMPORT_MEDIA_DIR": str(media_dir),
+        "STREAMPORT_MAX_UPLOAD_BYTES": str(max_upload_bytes),
+    }
+    env.pop("STREAMPORT_DATABASE_URL", None)
+    argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # cwd outside the repository, so no stray .env changes the settings.
+    return _spawn("streamport", argv, env, log_path.parent, log_path, port)
+
+
+def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:
+    """The plain ``UploadFile`` app of ``bench/reference_uploadfile.py`` under uvicorn, with
+    the options ``streamport serve`` gives uvicorn; Starlette spools into ``spool_dir``."""
+    port = free_port()
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "REFERENCE_MEDIA_DIR": str(media_dir),
+        # SpooledTemporaryFile rolls over into tempfile's directory: keep it on the same disk.
+        "TMPDIR": str(spool_dir),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.reference_uploadfile:create_app",
+        "--factory",
+        "--app-dir",
+        str(REPO_ROOT),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-proxy-headers",
+        "--log-level",
+        "info",
+    ]
+    return _spawn("reference", argv, env, log_path.parent, log_path, port)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process."""
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, all its threads."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass
+class RssSampler:
+    """Samples a process's RSS every ``interval`` seconds in a thread while in the block."""
+
+    pid: int
+    interval: float = 0.05
+    before: int = 0
+    peak: int = 0
+    after: int = 0
+    cpu: float = 0.0
+    seconds: float = 0.0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: float = 0.0
+    _cpu_start: float = 0.0
+
+    def __enter__(self) -> "RssSampler":
+        self._process = psutil.Process(self.pid)
+        self.before = self.peak = self._sample(0.0)
+        self._cpu_start = cpu_seconds(self.pid)
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self, at: float) -> int:
+        rss = int(self._process.memory_info().rss)
+        self.samples.append((at, rss))
+        self.peak = max(self.peak, rss)
+        return rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sample(time.monotonic() - self._started)
+            except psutil.Error:
+                return
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.seconds = time.monotonic() - self._started
+        try:
+            self.after = self._sample(self.seconds)
+            self.cpu = cpu_seconds(self.pid) - self._cpu_start
+        except psutil.Error:
+            pass
+
+    @property
+    def growth(self) -> int:
+        """Peak minus the RSS when the block began."""
+        return self.peak - self.before
+
+    def as_dict(self) -> dict[str, Any]:
+        """Figures in MiB, plus the samples (seconds, MiB) for plotting."""
+        return {
+            "rss_before_mib": mib(self.before),
+            "rss_peak_mib": mib(self.peak),
+            "rss_after_mib": mib(self.after),
+            "growth_mib": mib(self.growth),
+            "server_cpu_seconds": round(self.cpu, 3),
+            "seconds": round(self.seconds, 3),
+            "sample_count": len(self.samples),
+            "samples_s_mib": [[round(t, 3), mib(rss)] for t, rss in self.samples],
+        }
+
+
+def mib(n: float) -> float:
+    """Bytes → MiB, rounded for display and JSON."""
+    return round(n / MiB, 1)
+
+
+def mb_per_s(size: int, seconds: float) -> float:
+    """Throughput in MB/s (10^6 bytes per second, as curl and dd print it)."""
+    return size / seconds / MB if seconds > 0 else float("inf")
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table, columns padded so it also reads well in a terminal."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    rule = "| " + " | ".join("-" * w for w in widths) + " |"
+    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+def make_workdir(base: Path | None, prefix: str) -> Path:
+    """A fresh temporary directory (under ``base`` when given)."""
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+def require_free_space(path: Path, needed: int) -> None:
+    """Stop early, with a clear message, when the disk cannot hold the benchmark's files."""
+    free = shutil.disk_usage(path).free
+    if free < needed:
+        raise SystemExit(
+            f"{path} has {free / GiB:.1f} GiB free; this benchmark needs {needed / GiB:.1f} GiB"
+        )
+
+
+def filesystem_of(path: Path) -> dict[str, str]:
+    """Device, mount point and type of the filesystem holding ``path``."""
+    resolved = str(path.resolve())
+    best: Any = None
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") + "/"
+        if (resolved + "/").startswith(mount) and (
+            best is None or len(part.mountpoint) > len(best.mountpoint)
+        ):
+            best = part
+    if best is None:
+        return {"device": "?", "mountpoint": "?", "fstype": "?"}
+    return {"device": best.device, "mountpoint": best.mountpoint, "fstype": best.fstype}
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(workdir: Path) -> dict[str, Any]:
+    """What the figures were measured on."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
+        "workdir": str(workdir),
+        "filesystem": filesystem_of(workdir),
+        "packages": {
+            name: _version(name)
+            for name in (
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "starlette",
+                "fastapi",
+                "python-multipart",
+                "aiofiles",
+            )
+        },
+        "curl": _first_line(["curl", "--version"]),
+    }
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "not found"
+    return out.splitlines()[0] if out else "?"
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """Write ``bench/results/NAME-<UTC time>.json`` (git-ignored) and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,414 @@
+"""Upload throughput of Streamport against the usual ``UploadFile`` app and the disk itself.
+
+In one run, interleaved round by round, ``curl -F file=@PATH`` sends the same 1 GiB random
+file (made once, on the same filesystem as the media directories) to
+
+* Streamport's ``POST /api/media``;
+* ``bench/reference_uploadfile.py``: ``async def upload(file: UploadFile)`` + ``copyfileobj``,
+  under uvicorn with the same options;
+
+and ``dd if=/dev/zero bs=1M conv=fdatasync`` writes as many bytes there, for the disk's own
+speed. Each uploaded file is also downloaded with ``curl`` (Streamport's download route
+against Starlette's ``FileResponse``) for context. Targets: Streamport ≥ 3× the reference and
+≥ 0.5× dd (medians).
+
+Run from the repository root: ``python3 -m bench.upload_speed [--repeat 5] [--size-mib 1024]``.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from bench.common import (
+    GiB,
+    MiB,
+    Server,
+    cpu_seconds,
+    environment,
+    make_workdir,
+    mb_per_s,
+    require_free_space,
+    spread,
+    start_reference,
+    start_streamport,
+    table,
+    write_results,
+)
+
+REFERENCE_RATIO_TARGET = 3.0
+DISK_RATIO_TARGET = 0.5
+CURL_TIMEOUT_S = 600
+_DD_COPIED = re.compile(r"(\d+) bytes .*copied, ([0-9.]+) s")
+
+
+def make_random_file(path: Path, size: int) -> None:
+    """Write ``size`` random bytes to ``path`` and flush them to disk."""
+    block = 4 * MiB
+    with path.open("wb") as out:
+        remaining = size
+        while remaining > 0:
+            n = min(block, remaining)
+            out.write(os.urandom(n))
+            remaining -= n
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def curl(args: list[str]) -> list[str]:
+    """Run curl quietly, bodies to /dev/null; returns the fields its ``-w`` printed."""
+    argv = ["curl", "-s", "-o", "/dev/null", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=CURL_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"curl exited {done.returncode}: {done.stderr.strip()} ({argv})")
+    return done.stdout.split()
+
+
+def curl_upload(path: Path, url: str) -> tuple[int, float]:
+    """``curl -F file=@PATH URL``; (status, seconds)."""
+    status, seconds = curl(["-w", "%{http_code} %{time_total}", "-F", f"file=@{path}", url])
+    return int(status), float(seconds)
+
+
+def curl_download(url: str) -> tuple[int, int, float]:
+    """``curl URL`` to /dev/null; (status, bytes, seconds)."""
+    status, size, seconds = curl(["-w", "%{http_code} %{size_download} %{time_total}", url])
+    return int(status), int(size), float(seconds)
+
+
+def dd_write(directory: Path, size_mib: int) -> float:
+    """Seconds dd needs to write ``size_mib`` MiB of zeros and fdatasync them."""
+    target = directory / "dd.bin"
+    argv = [
+        "dd",
+        "if=/dev/zero",
+        f"of={target}",
+        "bs=1M",
+        f"count={size_mib}",
+        "conv=fdatasync",
+    ]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}, check=True
+        )
+    finally:
+        target.unlink(missing_ok=True)
+    match = _DD_COPIED.search(done.stderr)
+    if match is None:
+        raise RuntimeError(f"cannot read dd's output: {done.stderr!r}")
+    return float(match.group(2))
+
+
+class Bench:
+    """Both servers, the source file, and the measurements gathered so far."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.size = args.size_mib * MiB
+        self.source = workdir / "source.bin"
+        self.servers: list[Server] = []
+        self.runs: dict[str, list[dict[str, float]]] = {}
+
+    def start(self) -> None:
+        """Make the source file, start both servers and warm them up."""
+        print(f"writing {self.args.size_mib} MiB of random bytes to {self.source}", flush=True)
+        make_random_file(self.source, self.size)
+        warm = self.workdir / "warm-up.bin"
+        make_random_file(warm, MiB)
+        self.streamport = start_streamport(
+            self.workdir / "streamport-media", self.size + 64 * MiB, self.workdir / "sp.log"
+        )
+        self.servers.append(self.streamport)
+        self.reference = start_reference(
+            self.workdir / "reference-media",
+            self.workdir / "reference-spool",
+            self.workdir / "reference.log",
+        )
+        self.servers.append(self.reference)
+        # First requests import the multipart parser and fill caches: keep them out of the runs.
+        for _ in range(2):
+            self._streamport_round(warm, record=False)
+            self._reference_round(warm, record=False)
+        warm.unlink()
+
+    def stop(self) -> None:
+        """Stop the servers this benchmark started."""
+        for server in self.servers:
+            server.stop()
+
+    def _record(self, name: str, **values: float) -> None:
+        self.runs.setdefault(name, []).append(values)
+
+    def _streamport_round(self, path: Path, record: bool = True) -> None:
+        size = path.stat().st_size
+        server = self.streamport
+        os.sync()
+        cpu = cpu_seconds(server.pid)
+        status, seconds = curl_upload(path, f"{server.base_url}/api/media")
+        cpu = cpu_seconds(server.pid) - cpu
+        if status != 201:
+            raise RuntimeError(f"Streamport upload answered {status}:\n{server.log_tail()}")
+        with httpx2.Client(base_url=server.base_url, timeout=60) as client:
+            items = client.get("/api/media").json()["items"]
+            if len(items) != 1 or items[0]["size"] != size:
+                raise RuntimeError(f"unexpected catalog after the upload: {items}")
+            if record:
+                self._record(
+                    "streamport_upload",
+                    seconds=seconds,
+                    mb_per_s=mb_per_s(size, seconds),
+                    server_cpu_s=cpu,
+                )
+                if not self.args.no_download:
+                    os.sync()
+                    cpu = cpu_seconds(server.pid)
+                    status, got, seconds = curl_download(
+                        f"{server.base_url}{items[0]['download_url']}"
+                    )
+                    cpu = cpu_seconds(server.pid) - cpu
+                    if status != 200 or got != size:
+                        raise RuntimeError(f"Streamport download: {status}, {got} bytes")
+                    self._record(
+                        "streamport_download",
+                        seconds=seconds,
+                        mb_per_s=mb_per_s(size, seconds),
+                        server_cpu_s=cpu,
+                    )
+            for item in items:
+                client.delete(f"/api/media/{item['id']}").raise_for_status()
+
+    def _reference_round(self, path: Path, record: bool = True) -> None:
+        size = path.stat().st_size
+        server = self.reference
+        os.sync()
+        cpu = cpu_seconds(server.pid)
+        status, seconds = curl_upload(path, f"{server.base_url}/upload")
+        cpu = cpu_seconds(server.pid) - cpu
+        # The reference neither fsyncs nor hashes; how long its bytes take to reach the disk
+        # afterwards is measured apart, as context.
+        started = time.monotonic()
+        os.sync()
+        sync_seconds = time.monotonic() - started
+        stored = self.workdir / "reference-media" / "upload.bin"
+        if status != 200 or stored.stat().st_size != size:
+            raise RuntimeError(f"reference upload answered {status}:\n{server.log_tail()}")
+        if not record:
+            return
+        self._record(
+            "reference_upload", seconds=seconds, mb_per_s=mb_per_s(size, seconds), server_cpu_s=cpu
+        )
+        total = seconds + sync_seconds
+        self._record("reference_upload_then_sync", seconds=total, mb_per_s=mb_per_s(size, total))
+        if not self.args.no_download:
+            os.sync()
+            cpu = cpu_seconds(server.pid)
+            status, got, seconds = curl_download(f"{server.base_url}/file")
+            cpu = cpu_seconds(server.pid) - cpu
+            if status != 200 or got != size:
+                raise RuntimeError(f"reference download: {status}, {got} bytes")
+            self._record(
+                "reference_download",
+                seconds=seconds,
+                mb_per_s=mb_per_s(size, seconds),
+                server_cpu_s=cpu,
+            )
+
+    def _dd_round(self) -> None:
+        os.sync()
+        seconds = dd_write(self.workdir, self.args.size_mib)
+        self._record("dd_write", seconds=seconds, mb_per_s=mb_per_s(self.size, seconds))
+
+    def measure(self) -> None:
+        """``--repeat`` rounds; each round runs every measurement once, in a rotated order."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("streamport", lambda: self._streamport_round(self.source)),
+            ("reference", lambda: self._reference_round(self.source)),
+            ("dd", self._dd_round),
+        ]
+        for round_index in range(self.args.repeat):
+            shift = round_index % len(steps)
+            order = steps[shift:] + steps[:shift]
+            for name, step in order:
+                step()
+                last = self.runs[_LAST_KEY[name]][-1]
+                print(
+                    f"round {round_index + 1}/{self.args.repeat} {name:<10} "
+                    f"{last['mb_per_s']:7.1f} MB/s ({last['seconds']:.2f} s)",
+                    flush=True,
+                )
+
+
+_LAST_KEY = {"streamport": "streamport_upload", "reference": "reference_upload", "dd": "dd_write"}
+
+LABELS = {
+    "streamport_upload": "Streamport POST /api/media",
+    "reference_upload": "reference UploadFile + copyfileobj",
+    "reference_upload_then_sync": "reference, then sync to disk",
+    "dd_write": "dd bs=1M conv=fdatasync",
+    "streamport_download": "Streamport GET /media/{id}/download",
+    "reference_download": "reference FileResponse GET /file",
+}
+
+
+def summarize(runs: dict[str, list[dict[str, float]]], size: int) -> dict[str, Any]:
+    """Median/min/max of MB/s and seconds, server CPU per GiB, and the ratios of medians."""
+    summary: dict[str, Any] = {}
+    for name, values in runs.items():
+        entry: dict[str, Any] = {
+            "mb_per_s": spread([v["mb_per_s"] for v in values]),
+            "seconds": spread([v["seconds"] for v in values]),
+            "runs": values,
+        }
+        if all("server_cpu_s" in v for v in values):
+            cpu = spread([v["server_cpu_s"] for v in values])
+            entry["server_cpu_s_per_gib"] = cpu["median"] * GiB / size
+        summary[name] = entry
+
+    def ratio(a: str, b: str) -> float | None:
+        if a not in summary or b not in summary:
+            return None
+        return float(summary[a]["mb_per_s"]["median"] / summary[b]["mb_per_s"]["median"])
+
+    ratios = {
+        "streamport_over_reference": ratio("streamport_upload", "reference_upload"),
+        "streamport_over_reference_then_sync": ratio(
+            "streamport_upload", "reference_upload_then_sync"
+        ),
+        "streamport_over_dd": ratio("streamport_upload", "dd_write"),
+        "streamport_over_filereponse_download": ratio("streamport_download", "reference_download"),
+    }
+    return {"measurements": summary, "ratios": ratios}
+
+
+def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
+    """The printed tables, and whether both targets were met."""
+    rows = []
+    for name, label in LABELS.items():
+        entry = summary["measurements"].get(name)
+        if entry is None:
+            continue
+        speeds = entry["mb_per_s"]
+        cpu = entry.get("server_cpu_s_per_gib")
+        rows.append(
+            [
+                label,
+                f"{speeds['median']:.0f}",
+                f"{speeds['min']:.0f}",
+                f"{speeds['max']:.0f}",
+                f"{entry['seconds']['median']:.2f}",
+                "-" if cpu is None else f"{cpu:.2f}",
+                " ".join(f"{v['mb_per_s']:.0f}" for v in entry["runs"]),
+            ]
+        )
+    speed_table = table(
+        [
+            f"{size / MiB:.0f} MiB, {repeat} runs",
+            "median MB/s",
+            "min",
+            "max",
+            "median s",
+            "server CPU s/GiB",
+            "each run, MB/s",
+        ],
+        rows,
+    )
+    ratios = summary["ratios"]
+    ok = True
+    ratio_rows = []
+    for key, label, target in (
+        ("streamport_over_reference", "Streamport / reference upload", REFERENCE_RATIO_TARGET),
+        ("streamport_over_dd", "Streamport / dd", DISK_RATIO_TARGET),
+        ("streamport_over_reference_then_sync", "Streamport / (reference, then sync)", None),
+        ("streamport_over_filereponse_download", "Streamport / FileResponse download", None),
+    ):
+        value = ratios.get(key)
+        if value is None:
+            continue
+        if target is None:
+            ratio_rows.append([label, f"{value:.2f}", "(context)", "-"])
+            continue
+        met = value >= target
+        ok = ok and met
+        ratio_rows.append([label, f"{value:.2f}", f">= {target:g}", "met" if met else "MISSED"])
+    ratio_table = table(["ratio of medians", "value", "target", "result"], ratio_rows)
+    notes = (
+        "MB/s = 10^6 bytes/s of file bytes. Streamport hashes (SHA-256) and fsyncs every upload "
+        "before answering;\nthe reference does neither (its 'then sync' row adds the time "
+        "os.sync() takes right after it answers)."
+    )
+    return f"{speed_table}\n\n{ratio_table}\n\n{notes}", ok
+
+
+def main() -> int:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (default 5)")
+    parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1024)")
+    parser.add_argument("--tmp-dir", type=Path, help="filesystem to measure (default: $TMPDIR)")
+    parser.add_argument("--no-download", action="store_true", help="skip the download runs")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a target is missed, not only on errors"
+    )
+    args = parser.parse_args()
+    if args.repeat < 1 or args.size_mib < 1:
+        parser.error("--repeat and --size-mib must be at least 1")
+
+    workdir = make_workdir(args.tmp_dir, "streamport-bench-upload-")
+    size = args.size_mib * MiB
+    bench = Bench(args, workdir)
+    try:
+        # Source, Streamport's copy, the reference's spool and copy, dd's file, and slack.
+        require_free_space(workdir, 5 * size + 512 * MiB)
+        env = environment(workdir)
+        fs = env["filesystem"]
+        print(
+            f"upload speed benchmark in {workdir} ({fs['device']} {fs['fstype']}), "
+            f"{env['cpus']} CPUs, Python {env['python']}",
+            flush=True,
+        )
+        bench.start()
+        bench.measure()
+    except BaseException:
+        for server in bench.servers:
+            print(f"{server.name} log tail:\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        bench.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = summarize(bench.runs, size)
+    text, ok = report(summary, args.repeat, size)
+    path = write_results(
+        "upload_speed",
+        {
+            "benchmark": "upload_speed",
+            "environment": env,
+            "size_bytes": size,
+            "repeat": args.repeat,
+            "targets": {
+                "streamport_over_reference": REFERENCE_RATIO_TARGET,
+                "streamport_over_dd": DISK_RATIO_TARGET,
+            },
+            "targets_met": ok,
+            **summary,
+        },
+    )
+    print()
+    print(text)
+    print(f"\nresults: {path}")
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
