@@ -153,6 +153,34 @@ def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:
     return _spawn("reference", argv, env, log_path.parent, log_path, port)
 
 
+def dirty_bytes() -> int | None:
+    """Page-cache bytes waiting to be written (``Dirty`` + ``Writeback``), Linux only."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    try:
+        return sum(int(fields[name].split()[0]) * KiB for name in ("Dirty", "Writeback"))
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def settle(limit: int = 32 * MiB, timeout: float = 10.0) -> None:
+    """``sync`` until (almost) nothing waits to be written, so no run pays for the previous one.
+
+    A single ``sync()`` right after a large write can return with pages still dirty (files
+    still open or being written meanwhile), hence the loop.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        os.sync()
+        dirty = dirty_bytes()
+        if dirty is None or dirty <= limit or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process."""
     return int(psutil.Process(pid).memory_info().rss)
@@ -162,6 +190,16 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of one process, all its threads."""
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+def minor_faults(pid: int) -> int | None:
+    """Minor page faults of one process so far (Linux ``/proc/PID/stat``), else ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the parenthesised command name; minflt is the 10th field overall.
+    return int(stat.rsplit(")", 1)[1].split()[7])
 
 
 @dataclass
@@ -346,6 +384,17 @@ def _first_line(argv: list[str]) -> str:
     except OSError:
         return "not found"
     return out.splitlines()[0] if out else "?"
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    cwd = Path.cwd()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+
+def size_label(size: int) -> str:
+    """``2 GiB`` or ``64 MiB``."""
+    return f"{size // GiB} GiB" if size % GiB == 0 else f"{size / MiB:g} MiB"
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

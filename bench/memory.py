@@ -26,12 +26,14 @@ from bench.common import (
     MiB,
     RssSampler,
     Server,
+    display_path,
     environment,
     make_workdir,
     mb_per_s,
     mib,
     require_free_space,
     rss_bytes,
+    size_label,
     start_streamport,
     table,
     write_results,
@@ -207,12 +209,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> tuple[str, bool]:
     """The printed table, and whether every check and target held."""
     phases = result["phases"]
-    size_label = f"{result['size_bytes'] / 2**30:g} GiB"
+    size = size_label(result["size_bytes"])
     rows = []
     ok = True
     labels = {
-        "upload": (f"upload {size_label} (generator body)", True),
-        "download": (f"download {size_label} (streamed, hashed)", True),
+        "upload": (f"upload {size} (generator body)", True),
+        "download": (f"download {size} (streamed, hashed)", True),
         "concurrent_downloads": (
             f"{phases['concurrent_downloads']['clients']} concurrent downloads (curl)",
             False,
@@ -300,7 +302,7 @@ def main() -> int:
     path = write_results("memory", {"benchmark": "memory", "environment": env, **result})
     print()
     print(text)
-    print(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    print(f"\nresults: {display_path(path)}")
     correct = (
         result["phases"]["upload"]["sha256_match"]
         and result["phases"]["download"]["sha256_match"]

@@ -4,7 +4,8 @@
 spooling the file into a ``SpooledTemporaryFile`` (``$TMPDIR`` once over 1 MiB), then the
 handler copies ``file.file`` to the media directory with ``shutil.copyfileobj`` in a thread.
 No hashing and no fsync: it does less than Streamport, which hashes and fsyncs every upload.
-``GET /file`` sends the last upload back with Starlette's ``FileResponse``.
+``GET /file`` sends the last upload back with Starlette's ``FileResponse``, and
+``POST /discard`` only drains the request body: the most any app under this uvicorn can receive.
 
 Serve it with ``uvicorn bench.reference_uploadfile:create_app --factory`` and
 ``REFERENCE_MEDIA_DIR`` set to where uploads go.
@@ -14,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from fastapi import FastAPI, UploadFile
+from fastapi import FastAPI, Request, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,14 @@ def create_app() -> FastAPI:
     async def download() -> FileResponse:
         """The last upload, through Starlette's ``FileResponse``."""
         return FileResponse(target, media_type="application/octet-stream", filename=TARGET_NAME)
+
+    @app.post("/discard")
+    async def discard(request: Request) -> dict[str, int]:
+        """Read the raw body and drop it: no parsing, no disk, the receive path's ceiling."""
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"size": size}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
