@@ -38,10 +38,14 @@ class PartialFile:
         self._handle = handle
         self._closed = False
 
-    async def write(self, data: bytes) -> None:
-        """Append ``data``; a full disk becomes ``InsufficientStorage``."""
+    async def write(self, data: bytes | memoryview) -> None:
+        """Append all of ``data``; a full disk becomes ``InsufficientStorage``."""
+        view = memoryview(data)
         try:
-            await self._handle.write(data)
+            while view:
+                # Unbuffered writes may be short (a signal, a nearly full disk).
+                written = await self._handle.write(view)
+                view = view[written:]
         except OSError as exc:
             _raise_storage_error(exc)
 

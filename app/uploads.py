@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
@@ -90,7 +91,9 @@ class _Part:
 
 
 class _FileWriter:
-    """Buffers part bytes into large writes and hashes them beside the write."""
+    """Copies part bytes into two reused buffers: while one is written and hashed (in
+    threads), the parser fills the other. Reusing them keeps memory flat and spares the
+    allocator a fresh megabyte per write."""
 
     def __init__(self, partial: PartialFile, filename: str) -> None:
         self.partial = partial
@@ -98,26 +101,45 @@ class _FileWriter:
         self.hasher = hashlib.sha256()
         self.size = 0
         self.head = b""
-        self.buffer = bytearray()
+        self._buffers = (bytearray(WRITE_CHUNK_BYTES), bytearray(WRITE_CHUNK_BYTES))
+        self._active = 0
+        self._filled = 0
+        self._in_flight: asyncio.Future[None] | None = None
 
-    def feed(self, data: bytes) -> None:
+    async def feed(self, data: memoryview) -> None:
         if len(self.head) < SNIFF_BYTES:
             self.head += data[: SNIFF_BYTES - len(self.head)]
-        self.buffer += data
         self.size += len(data)
+        while data:
+            buffer = self._buffers[self._active]
+            taken = min(len(data), len(buffer) - self._filled)
+            buffer[self._filled : self._filled + taken] = data[:taken]
+            self._filled += taken
+            data = data[taken:]
+            if self._filled == len(buffer):
+                await self._hand_over()
 
-    async def flush(self) -> None:
-        if not self.buffer:
-            return
-        chunk = bytes(self.buffer)
-        self.buffer.clear()
+    async def _hand_over(self) -> None:
+        """Start writing the active buffer and switch to the other, once it is free."""
+        await self._wait_in_flight()
+        view = memoryview(self._buffers[self._active])[: self._filled]
+        self._in_flight = asyncio.ensure_future(self._write_and_hash(view))
+        self._active ^= 1
+        self._filled = 0
+
+    async def _write_and_hash(self, view: memoryview) -> None:
         # hashlib releases the GIL on large buffers, so hashing in a thread overlaps the write.
-        await asyncio.gather(
-            self.partial.write(chunk), asyncio.to_thread(self.hasher.update, chunk)
-        )
+        await asyncio.gather(self.partial.write(view), asyncio.to_thread(self.hasher.update, view))
+
+    async def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
 
     async def finish(self) -> ReceivedFile:
-        await self.flush()
+        if self._filled:
+            await self._hand_over()
+        await self._wait_in_flight()
         await self.partial.sync()
         return ReceivedFile(
             partial=self.partial,
@@ -126,6 +148,14 @@ class _FileWriter:
             size=self.size,
             sha256=self.hasher.hexdigest(),
         )
+
+    async def abandon(self) -> None:
+        """Let a write in flight end (its thread cannot be stopped), then drop the file."""
+        if self._in_flight is not None:
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(self._in_flight, return_exceptions=True)
+            self._in_flight = None
+        await self.partial.discard()
 
 
 class _UploadReader:
@@ -146,7 +176,8 @@ class _UploadReader:
         events = self.events
 
         def data_event(name: str) -> Any:
-            return lambda data, start, end: events.append((name, data[start:end]))
+            # A view, not a copy: file bytes are copied once, into the write buffer.
+            return lambda data, start, end: events.append((name, memoryview(data)[start:end]))
 
         def plain_event(name: str) -> Any:
             return lambda: events.append((name, None))
@@ -170,11 +201,11 @@ class _UploadReader:
     async def _on_part_begin(self, _: None) -> None:
         self.part = _Part()
 
-    async def _on_header_field(self, data: bytes) -> None:
+    async def _on_header_field(self, data: memoryview) -> None:
         assert self.part is not None
         self.part.header_name += data
 
-    async def _on_header_value(self, data: bytes) -> None:
+    async def _on_header_value(self, data: memoryview) -> None:
         assert self.part is not None
         self.part.header_value += data
 
@@ -207,16 +238,14 @@ class _UploadReader:
         self.open_writers.append(writer)
         part.file = writer
 
-    async def _on_part_data(self, data: bytes) -> None:
+    async def _on_part_data(self, data: memoryview) -> None:
         part = self.part
         assert part is not None
         if part.file is not None:
             self.file_bytes += len(data)
             if self.file_bytes > self.max_upload_bytes:
                 raise UploadTooLarge(self.max_upload_bytes)
-            part.file.feed(data)
-            if len(part.file.buffer) >= WRITE_CHUNK_BYTES:
-                await part.file.flush()
+            await part.file.feed(data)
             return
         self.text_bytes += len(data)
         if self.text_bytes > _MAX_TEXT_FIELD_BYTES:
@@ -239,7 +268,7 @@ class _UploadReader:
 
     async def discard(self) -> None:
         for writer in self.open_writers:
-            await writer.partial.discard()
+            await writer.abandon()
         self.open_writers.clear()
         await self.result.discard()
 
