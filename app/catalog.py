@@ -63,6 +63,25 @@ async def get_media(session: AsyncSession, media_id: str) -> Media:
     return media
 
 
+async def get_media_facts(
+    session: AsyncSession, media_id: str
+) -> tuple[str, int, str, str, datetime, str]:
+    """``(storage_key, size, sha256, content_type, created_at, filename)`` of a media, read
+    without loading the ORM object (this runs for every byte request)."""
+    query = select(
+        Media.storage_key,
+        Media.size,
+        Media.sha256,
+        Media.content_type,
+        Media.created_at,
+        Media.filename,
+    ).where(Media.id == media_id)
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise MediaNotFound()
+    return tuple(row)  # type: ignore[return-value]
+
+
 async def add_media(
     session: AsyncSession,
     *,

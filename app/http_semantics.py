@@ -7,7 +7,7 @@ out. RFC 9110 sections are cited where a rule is subtle.
 import base64
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import NamedTuple
@@ -67,12 +67,12 @@ def decide(
     headers: Mapping[str, str],
     rep: Representation,
     *,
-    boundary: str,
+    new_boundary: Callable[[], str],
     max_ranges: int = DEFAULT_MAX_RANGES,
 ) -> Decision:
     """Decide how to answer ``method`` (GET or HEAD) for ``rep`` given the request headers.
 
-    ``boundary`` separates the parts should a ``multipart/byteranges`` answer be chosen.
+    ``new_boundary`` is called only when a ``multipart/byteranges`` answer is chosen.
     """
     validators = {
         "ETag": rep.etag,
@@ -124,6 +124,7 @@ def decide(
             },
             [span],
         )
+    boundary = new_boundary()
     body = multipart_byteranges(spans, rep.size, rep.content_type, boundary)
     return Decision(
         206,

@@ -1,18 +1,41 @@
 """The response that sends stored bytes: a body plan of file spans and framing bytes, read in
 fixed chunks, stopped as soon as the client leaves."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import aiofiles
+import aiofiles.os
 import anyio
-from aiofiles.threadpool.binary import AsyncFileIO
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from app.byte_ranges import BodyPart, ByteRange
 
-CHUNK_BYTES = 1024 * 1024
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+
+# Positional reads need no seek and no shared file position: one executor hop per chunk.
+_pread = aiofiles.os.wrap(os.pread)
+
+
+def _read_spans(path: Path, spans: Sequence[ByteRange]) -> list[bytes]:
+    """Open, read every span, close: one executor hop for a body that fits in a chunk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return [_pread_exactly(fd, span) for span in spans]
+    finally:
+        os.close(fd)
+
+
+def _pread_exactly(fd: int, span: ByteRange) -> bytes:
+    data = os.pread(fd, span.length, span.start)
+    if len(data) != span.length:
+        raise RuntimeError("a stored file is shorter than its catalog size")
+    return data
+
+
+_read_spans_off_loop = aiofiles.os.wrap(_read_spans)
 
 
 class StoredBytesResponse(Response):
@@ -25,7 +48,7 @@ class StoredBytesResponse(Response):
         status_code: int,
         headers: dict[str, str],
         body: Sequence[BodyPart],
-        chunk_bytes: int = CHUNK_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         self.path = path
         self.status_code = status_code
@@ -35,22 +58,47 @@ class StoredBytesResponse(Response):
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.body_plan:
-            await send(self._start_message())
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
+        spans = [part for part in self.body_plan if isinstance(part, ByteRange)]
         try:
-            handle = await aiofiles.open(self.path, "rb", buffering=0)
+            if sum(span.length for span in spans) <= self.chunk_bytes:
+                await self._send_small(spans, send)
+            else:
+                await self._send_large(receive, send)
         except FileNotFoundError:
             # The row was found but its bytes are gone (deleted meanwhile): nothing to send.
             gone = Response("The bytes of this media are gone.", status_code=404)
             await gone(scope, receive, send)
-            return
+
+    async def _send_small(self, spans: list[ByteRange], send: Send) -> None:
+        # One read, then a few sends: no need to watch for a disconnect, a send to a
+        # departed client just returns.
+        data = iter(await _read_spans_off_loop(self.path, spans) if spans else [])
+        await send(self._start_message())
+        messages = [part if isinstance(part, bytes) else next(data) for part in self.body_plan]
+        for index, chunk in enumerate(messages):
+            more = index < len(messages) - 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        if not messages:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_large(self, receive: Receive, send: Send) -> None:
+        handle = await aiofiles.open(self.path, "rb", buffering=0)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
                 await send(self._start_message())
-                await self._send_body(handle, send)
+                last = len(self.body_plan) - 1
+                for index, part in enumerate(self.body_plan):
+                    more_after = index < last
+                    if isinstance(part, bytes):
+                        message = {
+                            "type": "http.response.body",
+                            "body": part,
+                            "more_body": more_after,
+                        }
+                        await send(message)
+                    else:
+                        await self._send_span(handle.fileno(), part, send, more_after=more_after)
                 tasks.cancel_scope.cancel()
         finally:
             # A disconnect cancels the body; an unshielded awaited close would be cancelled
@@ -65,25 +113,15 @@ class StoredBytesResponse(Response):
             "headers": self.raw_headers,
         }
 
-    async def _send_body(self, handle: AsyncFileIO, send: Send) -> None:
-        last = len(self.body_plan) - 1
-        for index, part in enumerate(self.body_plan):
-            if isinstance(part, bytes):
-                await send({"type": "http.response.body", "body": part, "more_body": index < last})
-            else:
-                await self._send_span(handle, part, send, more_after=index < last)
-
-    async def _send_span(
-        self, handle: AsyncFileIO, span: ByteRange, send: Send, *, more_after: bool
-    ) -> None:
-        await handle.seek(span.start)
-        remaining = span.length
-        while remaining > 0:
-            chunk = await handle.read(min(self.chunk_bytes, remaining))
+    async def _send_span(self, fd: int, span: ByteRange, send: Send, *, more_after: bool) -> None:
+        position = span.start
+        while position <= span.end:
+            wanted = min(self.chunk_bytes, span.end + 1 - position)
+            chunk = await _pread(fd, wanted, position)
             if not chunk:
-                raise RuntimeError(f"{self.path} is shorter than its catalog size")
-            remaining -= len(chunk)
-            more = remaining > 0 or more_after
+                raise RuntimeError("a stored file is shorter than its catalog size")
+            position += len(chunk)
+            more = position <= span.end or more_after
             await send({"type": "http.response.body", "body": chunk, "more_body": more})
 
 

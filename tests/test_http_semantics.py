@@ -31,7 +31,7 @@ BOUNDARY = "b0undary"
 
 def _decide(method: str = "GET", **headers: str) -> Decision:
     named = {name.replace("_", "-"): value for name, value in headers.items()}
-    return decide(method, named, REP, boundary=BOUNDARY, max_ranges=10)
+    return decide(method, named, REP, new_boundary=lambda: BOUNDARY, max_ranges=10)
 
 
 def _spans(decision: Decision) -> list[ByteRange]:
@@ -195,7 +195,7 @@ def test_decision_properties(
         }.items()
         if value is not None
     }
-    get = decide("GET", headers, rep, boundary=BOUNDARY, max_ranges=10)
+    get = decide("GET", headers, rep, new_boundary=lambda: BOUNDARY, max_ranges=10)
     spans = _spans(get)
     # Every span lies inside the file.
     assert all(0 <= s.start <= s.end < size for s in spans)
@@ -210,9 +210,9 @@ def test_decision_properties(
         assert int(get.headers["Content-Length"]) == body_length(get.body)
     assert get.status in (200, 206, 304, 412, 416)
     # HEAD answers what a GET without Range would, minus the body.
-    head = decide("HEAD", headers, rep, boundary=BOUNDARY, max_ranges=10)
+    head = decide("HEAD", headers, rep, new_boundary=lambda: BOUNDARY, max_ranges=10)
     plain = {k: v for k, v in headers.items() if k not in ("range", "if-range")}
-    get_plain = decide("GET", plain, rep, boundary=BOUNDARY, max_ranges=10)
+    get_plain = decide("GET", plain, rep, new_boundary=lambda: BOUNDARY, max_ranges=10)
     assert head.body == []
     assert head.status == get_plain.status
     assert head.headers == get_plain.headers
@@ -237,4 +237,4 @@ def test_decision_properties(
     st.sampled_from(["GET", "HEAD"]),
 )
 def test_any_header_text_never_raises(headers: dict[str, str], size: int, method: str) -> None:
-    decide(method, headers, REP._replace(size=size), boundary=BOUNDARY)
+    decide(method, headers, REP._replace(size=size), new_boundary=lambda: BOUNDARY)

@@ -1,17 +1,19 @@
-"""``/media/{id}/stream`` and ``/download``: the stored bytes, with ranges."""
+"""``/media/{id}/stream`` and ``/download``: the stored bytes, with ranges and conditions.
+
+Plain Starlette routes, not FastAPI ones: these answer many small range requests per second,
+and dependency solving would cost more than the answer itself.
+"""
 
 import secrets
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from app import catalog
-from app.db import SessionmakerDep
-from app.dependencies import SettingsDep, StorageDep
 from app.http_semantics import DECISION_HEADERS, Representation, content_disposition, decide
+from app.media_facts import lookup_media_facts
 from app.streaming import StoredBytesResponse
-
-router = APIRouter()
 
 # The bytes under an id never change (a new upload gets a new id), so caches may keep them;
 # the strong ETag still lets any client revalidate.
@@ -25,48 +27,26 @@ _CONTENT_SAFETY = {
 }
 
 
-@router.get("/media/{media_id}/stream", name="stream_media", response_class=Response)
-@router.head("/media/{media_id}/stream", include_in_schema=False)
-async def stream_media(
-    media_id: str,
-    request: Request,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-) -> Response:
+async def stream_media(request: Request) -> Response:
     """The bytes for players: ``Content-Disposition: inline``."""
-    return await _serve_bytes(media_id, request, sessionmaker, storage, settings, "inline")
+    return await _serve_bytes(request, "inline")
 
 
-@router.get("/media/{media_id}/download", name="download_media", response_class=Response)
-@router.head("/media/{media_id}/download", include_in_schema=False)
-async def download_media(
-    media_id: str,
-    request: Request,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-) -> Response:
+async def download_media(request: Request) -> Response:
     """The bytes as a file to save, under the original name."""
-    return await _serve_bytes(media_id, request, sessionmaker, storage, settings, "attachment")
+    return await _serve_bytes(request, "attachment")
 
 
-async def _serve_bytes(
-    media_id: str,
-    request: Request,
-    sessionmaker: SessionmakerDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-    disposition: str,
-) -> Response:
-    # A short session: a download that runs for an hour must not hold a connection.
-    async with sessionmaker() as session:
-        media = await catalog.get_media(session, media_id)
+async def _serve_bytes(request: Request, disposition: str) -> Response:
+    state = request.app.state
+    facts = await lookup_media_facts(
+        state.sessionmaker, state.media_facts, request.path_params["media_id"]
+    )
     representation = Representation(
-        size=media.size,
-        sha256=media.sha256,
-        last_modified=media.created_at,
-        content_type=media.content_type,
+        size=facts.size,
+        sha256=facts.sha256,
+        last_modified=facts.created_at,
+        content_type=facts.content_type,
     )
     request_headers = {
         name: ", ".join(request.headers.getlist(name))
@@ -77,18 +57,31 @@ async def _serve_bytes(
         request.method,
         request_headers,
         representation,
-        boundary=secrets.token_hex(16),
-        max_ranges=settings.max_ranges,
+        new_boundary=_new_boundary,
+        max_ranges=state.settings.max_ranges,
     )
     headers = {"Accept-Ranges": "bytes", **decision.headers}
     if decision.status in (200, 206, 304):
         headers["Cache-Control"] = _CACHE_CONTROL
     if decision.status in (200, 206):
-        headers["Content-Disposition"] = content_disposition(disposition, media.filename)
+        headers["Content-Disposition"] = content_disposition(disposition, facts.filename)
         headers.update(_CONTENT_SAFETY)
     return StoredBytesResponse(
-        storage.path_for(media.storage_key),
+        state.storage.path_for(facts.storage_key),
         status_code=decision.status,
         headers=headers,
         body=decision.body,
+        chunk_bytes=state.settings.chunk_bytes,
     )
+
+
+def _new_boundary() -> str:
+    return secrets.token_hex(16)
+
+
+router = APIRouter(
+    routes=[
+        Route("/media/{media_id}/stream", stream_media, methods=["GET"], name="stream_media"),
+        Route("/media/{media_id}/download", download_media, methods=["GET"], name="download_media"),
+    ]
+)
