@@ -2,10 +2,10 @@
 
 A catalog lookup costs more than the rest of a small range request together, and players ask
 for many ranges of the same file in a row. The facts that matter here (storage key, size,
-digest, type, date) never change under an id; only the file name can, through a rename, and
-the media can be deleted. So entries live a short, configurable time: a rename reaches
-another worker's downloads within that time, and a deleted media answers 404 at once anyway,
-because its bytes are gone from storage.
+digest, type, date, file name) never change under an id; a rename changes the title only. A
+media can be deleted, on any worker: its bytes then leave storage and a cached entry leads to
+404 all the same. Entries still expire after a short, configurable time, so that any future
+change to these facts reaches every worker within it.
 """
 
 import time

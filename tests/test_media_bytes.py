@@ -1,7 +1,11 @@
 """``/media/{id}/stream`` and ``/download``: headers, ranges, HEAD."""
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade_to_head
 from tests.conftest import upload
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
@@ -171,3 +175,30 @@ def test_range_header_on_several_lines_is_ignored(client: TestClient) -> None:
     media = upload(client, DATA, filename="bytes.bin")
     r = client.get(media["stream_url"], headers=[("Range", "bytes=0-1"), ("Range", "bytes=2-3")])
     assert r.status_code == 200
+
+
+def test_delete_through_another_worker_is_404_despite_the_lookup_cache(
+    app: FastAPI, settings: Settings
+) -> None:
+    other = create_app(settings)
+    with TestClient(app) as first, TestClient(other) as second:
+        media = upload(first, DATA, filename="bytes.bin")
+        assert first.get(media["stream_url"]).status_code == 200  # now cached in `first`
+        assert second.delete(f"/api/media/{media['id']}").status_code == 204
+        r = first.get(media["stream_url"])
+        assert r.status_code == 404
+
+
+def test_bodies_larger_than_a_chunk_stream_in_pieces(settings: Settings) -> None:
+    small_chunks = settings.model_copy(update={"chunk_bytes": 4096})
+    upgrade_to_head(small_chunks)
+    with TestClient(create_app(small_chunks)) as client:
+        media = upload(client, DATA, filename="bytes.bin")
+        assert client.get(media["stream_url"]).content == DATA
+        r = client.get(media["stream_url"], headers={"Range": "bytes=100-9000"})
+        assert r.status_code == 206 and r.content == DATA[100:9001]
+        r = client.get(media["stream_url"], headers={"Range": "bytes=0-4999,6000-"})
+        assert r.status_code == 206
+        assert r.headers["content-type"].startswith("multipart/byteranges")
+        assert int(r.headers["content-length"]) == len(r.content)
+        assert DATA[:5000] in r.content and DATA[6000:] in r.content
