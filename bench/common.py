@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -64,6 +64,11 @@ class Server:
         except OSError:
             return "(no log)"
 
+    def processes(self) -> list[psutil.Process]:
+        """The server's process and its children (nginx: master and workers)."""
+        main = psutil.Process(self.pid)
+        return [main, *main.children(recursive=True)]
+
     def stop(self) -> None:
         """SIGTERM this server (by its PID only), then SIGKILL if it does not exit in time."""
         if self.process.poll() is not None:
@@ -76,9 +81,10 @@ class Server:
             self.process.wait()
 
 
-def _spawn(
+def spawn(
     name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, port: int
 ) -> Server:
+    """Start ``argv`` with its output in ``log_path`` and wait until ``/healthz`` answers."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -107,8 +113,17 @@ def wait_healthy(server: Server, timeout: float = 60) -> None:
     raise RuntimeError(f"{server.name} did not answer /healthz:\n{server.log_tail()}")
 
 
-def start_streamport(media_dir: Path, max_upload_bytes: int, log_path: Path) -> Server:
-    """``python -m app.cli serve`` on a free port, its catalog and bytes in ``media_dir``."""
+def start_streamport(
+    media_dir: Path,
+    max_upload_bytes: int,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Server:
+    """``python -m app.cli serve`` on a free port, its catalog and bytes in ``media_dir``.
+
+    The environment is passed through (so ``STREAMPORT_*`` tuning variables apply), then
+    ``extra_env`` is set on top.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -116,9 +131,10 @@ def start_streamport(media_dir: Path, max_upload_bytes: int, log_path: Path) -> 
         "STREAMPORT_MAX_UPLOAD_BYTES": str(max_upload_bytes),
     }
     env.pop("STREAMPORT_DATABASE_URL", None)
+    env.update(extra_env or {})
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     # cwd outside the repository, so no stray .env changes the settings.
-    return _spawn("streamport", argv, env, log_path.parent, log_path, port)
+    return spawn("streamport", argv, env, log_path.parent, log_path, port)
 
 
 def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:
@@ -132,11 +148,18 @@ def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:
         # SpooledTemporaryFile rolls over into tempfile's directory: keep it on the same disk.
         "TMPDIR": str(spool_dir),
     }
-    argv = [
+    argv = uvicorn_argv("bench.reference_uploadfile:create_app", port)
+    return spawn("reference", argv, env, log_path.parent, log_path, port)
+
+
+def uvicorn_argv(factory: str, port: int) -> list[str]:
+    """uvicorn with the options ``streamport serve`` gives it: one worker, no proxy headers,
+    log level info (access lines logged); uvicorn picks uvloop and httptools when installed."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.reference_uploadfile:create_app",
+        factory,
         "--factory",
         "--app-dir",
         str(REPO_ROOT),
@@ -150,7 +173,15 @@ def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:
         "--log-level",
         "info",
     ]
-    return _spawn("reference", argv, env, log_path.parent, log_path, port)
+
+
+def start_fileresponse_reference(files_dir: Path, log_path: Path) -> Server:
+    """``bench/reference_fileresponse.py`` (Starlette's ``FileResponse`` of ``files_dir``)
+    under uvicorn, with the options ``streamport serve`` gives uvicorn."""
+    port = free_port()
+    env = {**os.environ, "REFERENCE_FILES_DIR": str(files_dir)}
+    argv = uvicorn_argv("bench.reference_fileresponse:create_app", port)
+    return spawn("fileresponse", argv, env, log_path.parent, log_path, port)
 
 
 def dirty_bytes() -> int | None:
@@ -192,6 +223,20 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def group_cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    """User plus system CPU time summed over processes (e.g. nginx master and workers)."""
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def group_rss_bytes(processes: Sequence[psutil.Process]) -> int:
+    """Resident set size summed over processes."""
+    return sum(int(process.memory_info().rss) for process in processes)
+
+
 def minor_faults(pid: int) -> int | None:
     """Minor page faults of one process so far (Linux ``/proc/PID/stat``), else ``None``."""
     try:
@@ -204,10 +249,15 @@ def minor_faults(pid: int) -> int | None:
 
 @dataclass
 class RssSampler:
-    """Samples a process's RSS every ``interval`` seconds in a thread while in the block."""
+    """Samples a process's RSS every ``interval`` seconds in a thread while in the block.
+
+    With ``group`` (e.g. ``Server.processes()``), RSS and CPU are summed over those processes
+    instead, and ``pid`` is only a label.
+    """
 
     pid: int
     interval: float = 0.05
+    group: Sequence[psutil.Process] | None = None
     before: int = 0
     peak: int = 0
     after: int = 0
@@ -220,16 +270,16 @@ class RssSampler:
     _cpu_start: float = 0.0
 
     def __enter__(self) -> "RssSampler":
-        self._process = psutil.Process(self.pid)
+        self._processes = list(self.group) if self.group else [psutil.Process(self.pid)]
         self.before = self.peak = self._sample(0.0)
-        self._cpu_start = cpu_seconds(self.pid)
+        self._cpu_start = group_cpu_seconds(self._processes)
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
         return self
 
     def _sample(self, at: float) -> int:
-        rss = int(self._process.memory_info().rss)
+        rss = group_rss_bytes(self._processes)
         self.samples.append((at, rss))
         self.peak = max(self.peak, rss)
         return rss
@@ -253,7 +303,7 @@ class RssSampler:
         self.seconds = time.monotonic() - self._started
         try:
             self.after = self._sample(self.seconds)
-            self.cpu = cpu_seconds(self.pid) - self._cpu_start
+            self.cpu = group_cpu_seconds(self._processes) - self._cpu_start
         except psutil.Error:
             pass
 
@@ -376,6 +426,24 @@ def environment(workdir: Path) -> dict[str, Any]:
         },
         "curl": _first_line(["curl", "--version"]),
     }
+
+
+def git_state() -> dict[str, Any]:
+    """The commit and ``git status --porcelain`` of the repository (dirty when non-empty)."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None, "status_porcelain": []}
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {"commit": commit or "unknown", "dirty": bool(status), "status_porcelain": status}
 
 
 def _first_line(argv: list[str]) -> str:

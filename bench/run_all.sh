@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs both benchmarks, one after the other, from the repository root.
-#   bench/run_all.sh                 # defaults: 2 GiB memory run, 1 GiB uploads x 5 rounds
+# Runs the benchmarks, one after the other, from the repository root.
+#   bench/run_all.sh                 # defaults: 2 GiB memory run, 1 GiB uploads x 5 rounds,
+#                                    # 1 GiB downloads vs FileResponse and nginx
 #   REPEAT=3 BENCH_TMPDIR=/mnt/disk bench/run_all.sh
-# Exits non-zero if either benchmark failed (an error or wrong bytes, not a missed target).
+# Exits non-zero if any benchmark failed (an error or wrong bytes, not a missed target).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,7 @@ echo "== bench.memory =="
 echo
 echo "== bench.upload_speed --repeat $repeat =="
 "$python" -m bench.upload_speed --repeat "$repeat" "${tmp_args[@]}" || status=1
+echo
+echo "== bench.downloads =="
+"$python" -m bench.downloads "${tmp_args[@]}" || status=1
 exit "$status"
