@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     database_url: str | None = None  # filled from media_dir by the validator below
     max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
     max_ranges: int = Field(default=100, ge=1)
-    chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 2**20)
+    chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 2**20)
+    send_buffer_bytes: int = Field(default=8 * 2**20, ge=128 * 1024)
     lookup_cache_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")

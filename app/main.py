@@ -17,6 +17,7 @@ from app.errors import install_error_handlers
 from app.media_facts import MediaFactsCache
 from app.routes import api, media, pages
 from app.storage import LocalStorage
+from app.streaming import SendBudget
 from app.templating import create_templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = LocalStorage(settings.media_dir)
     app.state.templates = create_templates()
     app.state.media_facts = MediaFactsCache(settings.lookup_cache_seconds)
+    app.state.send_budget = SendBudget(settings.send_buffer_bytes, settings.chunk_bytes)
     install_error_handlers(app)
     app.include_router(pages.router)
     app.include_router(media.router)

@@ -2,7 +2,8 @@
 fixed chunks, stopped as soon as the client leaves."""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiofiles
@@ -13,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.byte_ranges import BodyPart, ByteRange
 
-DEFAULT_CHUNK_BYTES = 1024 * 1024
+MIN_CHUNK_BYTES = 64 * 1024
 
 # Positional reads need no seek and no shared file position: one executor hop per chunk.
 _pread = aiofiles.os.wrap(os.pread)
@@ -38,6 +39,34 @@ def _pread_exactly(fd: int, span: ByteRange) -> bytes:
 _read_spans_off_loop = aiofiles.os.wrap(_read_spans)
 
 
+class SendBudget:
+    """Shares a per-process budget of bytes in flight among the bodies being streamed.
+
+    Each streamed body holds about two chunks: one being read, one waiting in the socket's
+    send buffer. One download gets the largest chunks (fewest reads and sends per GiB); many
+    downloads get smaller ones, so memory stays bounded by the budget, not by clients × chunk.
+    """
+
+    def __init__(self, budget_bytes: int, max_chunk_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self.max_chunk_bytes = max_chunk_bytes
+        self.active_streams = 0
+
+    def chunk_bytes(self) -> int:
+        """The chunk size for the next read, given the streams running now."""
+        share = self.budget_bytes // (2 * max(1, self.active_streams))
+        return max(MIN_CHUNK_BYTES, min(self.max_chunk_bytes, share))
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Count one more body being streamed for as long as the block runs."""
+        self.active_streams += 1
+        try:
+            yield
+        finally:
+            self.active_streams -= 1
+
+
 class StoredBytesResponse(Response):
     """Sends the headers, then each part of ``body`` in order; nothing more for an empty body."""
 
@@ -48,22 +77,23 @@ class StoredBytesResponse(Response):
         status_code: int,
         headers: dict[str, str],
         body: Sequence[BodyPart],
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        budget: SendBudget,
     ) -> None:
         self.path = path
         self.status_code = status_code
         self.body_plan = body
-        self.chunk_bytes = chunk_bytes
+        self.budget = budget
         self.background = None
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         spans = [part for part in self.body_plan if isinstance(part, ByteRange)]
         try:
-            if sum(span.length for span in spans) <= self.chunk_bytes:
+            if sum(span.length for span in spans) <= self.budget.chunk_bytes():
                 await self._send_small(spans, send)
             else:
-                await self._send_large(receive, send)
+                with self.budget.streaming():
+                    await self._send_large(receive, send)
         except FileNotFoundError:
             # The row was found but its bytes are gone (deleted meanwhile): nothing to send.
             gone = Response("The bytes of this media are gone.", status_code=404)
@@ -116,7 +146,7 @@ class StoredBytesResponse(Response):
     async def _send_span(self, fd: int, span: ByteRange, send: Send, *, more_after: bool) -> None:
         position = span.start
         while position <= span.end:
-            wanted = min(self.chunk_bytes, span.end + 1 - position)
+            wanted = min(self.budget.chunk_bytes(), span.end + 1 - position)
             chunk = await _pread(fd, wanted, position)
             if not chunk:
                 raise RuntimeError("a stored file is shorter than its catalog size")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pytest
@@ -20,6 +20,9 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from tests.media_samples import Samples
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +139,35 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path / "server.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> "Samples":
+    """Videos, audio, an image and a large random file, made once per run with ffmpeg."""
+    from tests.media_samples import make_samples
+
+    return make_samples(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``streamport serve`` for the tests of real clients, which only add media."""
+    root = tmp_path_factory.mktemp("shared-server")
+    settings = Settings(_env_file=None, media_dir=root / "media", max_upload_bytes=2**31)
+    server = start_server(settings, root / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_media(shared_server: LiveServer, samples: "Samples") -> dict[str, dict[str, Any]]:
+    """Every sample uploaded once to the shared server: field name → Media JSON."""
+    uploaded = {}
+    with shared_server.client() as client:
+        for name in ("mp4_moov_at_end", "mp4_faststart", "webm", "mp3", "png", "random_file"):
+            path: Path = getattr(samples, name)
+            with path.open("rb") as handle:
+                response = client.post("/api/media", files={"file": (path.name, handle)})
+            assert response.status_code == 201, response.text
+            uploaded[name] = response.json()["items"][0]
+    return uploaded

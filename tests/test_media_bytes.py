@@ -1,11 +1,15 @@
 """``/media/{id}/stream`` and ``/download``: headers, ranges, HEAD."""
 
+import os
+from contextlib import ExitStack
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.streaming import SendBudget
 from tests.conftest import upload
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
@@ -190,15 +194,34 @@ def test_delete_through_another_worker_is_404_despite_the_lookup_cache(
 
 
 def test_bodies_larger_than_a_chunk_stream_in_pieces(settings: Settings) -> None:
-    small_chunks = settings.model_copy(update={"chunk_bytes": 4096})
+    small_chunks = settings.model_copy(update={"chunk_bytes": 64 * 1024})
     upgrade_to_head(small_chunks)
+    data = os.urandom(300 * 1024 + 7)
     with TestClient(create_app(small_chunks)) as client:
-        media = upload(client, DATA, filename="bytes.bin")
-        assert client.get(media["stream_url"]).content == DATA
-        r = client.get(media["stream_url"], headers={"Range": "bytes=100-9000"})
-        assert r.status_code == 206 and r.content == DATA[100:9001]
-        r = client.get(media["stream_url"], headers={"Range": "bytes=0-4999,6000-"})
+        media = upload(client, data, filename="bytes.bin")
+        assert client.get(media["stream_url"]).content == data
+        r = client.get(media["stream_url"], headers={"Range": "bytes=100-200000"})
+        assert r.status_code == 206 and r.content == data[100:200001]
+        r = client.get(media["stream_url"], headers={"Range": "bytes=0-99999,150000-"})
         assert r.status_code == 206
         assert r.headers["content-type"].startswith("multipart/byteranges")
         assert int(r.headers["content-length"]) == len(r.content)
-        assert DATA[:5000] in r.content and DATA[6000:] in r.content
+        assert data[:100000] in r.content and data[150000:] in r.content
+
+
+def test_send_budget_shrinks_chunks_as_streams_grow() -> None:
+    budget = SendBudget(budget_bytes=8 * 2**20, max_chunk_bytes=2**20)
+    assert budget.chunk_bytes() == 2**20
+    with ExitStack() as stack:
+        for _ in range(8):
+            stack.enter_context(budget.streaming())
+        assert budget.chunk_bytes() == 512 * 1024
+        for _ in range(56):
+            stack.enter_context(budget.streaming())
+        assert budget.active_streams == 64
+        assert budget.chunk_bytes() == 64 * 1024
+        for _ in range(1000):
+            stack.enter_context(budget.streaming())
+        assert budget.chunk_bytes() == 64 * 1024  # never below the floor
+    assert budget.active_streams == 0
+    assert budget.chunk_bytes() == 2**20

@@ -71,7 +71,7 @@ async def _serve_bytes(request: Request, disposition: str) -> Response:
         status_code=decision.status,
         headers=headers,
         body=decision.body,
-        chunk_bytes=state.settings.chunk_bytes,
+        budget=state.send_budget,
     )
 
 

@@ -1,0 +1,86 @@
+"""Test media made with ffmpeg at test time (nothing is checked in)."""
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+FFPROBE = shutil.which("ffprobe") or "ffprobe"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Paths of the generated media."""
+
+    mp4_moov_at_end: Path
+    mp4_faststart: Path
+    webm: Path
+    mp3: Path
+    png: Path
+    random_file: Path
+
+    VIDEO_SECONDS = 30.0
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_samples(directory: Path, random_mib: int = 300) -> Samples:
+    """Generate every sample into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    seconds = str(Samples.VIDEO_SECONDS)
+    mp4 = directory / "camera clip.mp4"
+    # A plain mp4 muxer run leaves the moov atom at the end, as cameras and many encoders do.
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50",
+        "-c:a", "aac", "-b:a", "96k", "-shortest", str(mp4),
+    )  # fmt: skip
+    faststart = directory / "web clip.mp4"
+    _ffmpeg("-i", str(mp4), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    webm = directory / "drone flight.webm"
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc=size=640x360:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={seconds}",
+        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
+        "-g", "50", "-c:a", "libopus", "-shortest", str(webm),
+    )  # fmt: skip
+    mp3 = directory / "field recording.mp3"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=8", "-c:a", "libmp3lame", str(mp3))
+    png = directory / "mandelbrot.png"
+    _ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=640x480", "-frames:v", "1", str(png))
+    random_file = directory / "backup.tar.zst"
+    with random_file.open("wb") as out:
+        for _ in range(random_mib):
+            out.write(os.urandom(2**20))
+    return Samples(mp4, faststart, webm, mp3, png, random_file)
+
+
+def moov_before_mdat(path: Path) -> bool:
+    """Whether an MP4's moov atom precedes its mdat (faststart)."""
+    with path.open("rb") as handle:
+        while header := handle.read(8):
+            size = int.from_bytes(header[:4], "big")
+            kind = header[4:8]
+            if kind in (b"moov", b"mdat"):
+                return kind == b"moov"
+            if size == 1:
+                size = int.from_bytes(handle.read(8), "big") - 8
+            handle.seek(size - 8, os.SEEK_CUR)
+    raise ValueError(f"{path} has neither moov nor mdat")
+
+
+def probe_duration(source: str) -> float:
+    """Duration in seconds, as ffprobe reads it from a path or URL."""
+    result = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", source],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return float(result.stdout.strip())

@@ -1,0 +1,244 @@
+"""The portal in a real browser: Debian's Chromium driven by Playwright."""
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.conftest import REPO_ROOT, LiveServer, start_server, upload
+from tests.media_samples import Samples
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
+# Flags for a machine without a display, a GPU, a sandbox-capable user or outside network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class ConsoleErrors(list[str]):
+    """Console errors and uncaught exceptions a page produced."""
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = ConsoleErrors()
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.console_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def _errors(page: Page) -> list[str]:
+    return list(page.console_errors)  # type: ignore[attr-defined]
+
+
+def _play_and_seek(page: Page, expected_seconds: float) -> None:
+    page.wait_for_function("document.querySelector('#media-player').readyState >= 1")
+    player = page.locator("#media-player")
+    duration = player.evaluate("v => v.duration")
+    assert abs(duration - expected_seconds) <= 0.5
+    player.evaluate("v => v.play()")
+    page.wait_for_function("document.querySelector('#media-player').currentTime > 0.3")
+    for target in (20, 5):
+        player.evaluate(
+            """(v, t) => new Promise((resolve, reject) => {
+                v.addEventListener('seeked', () => resolve(), {once: true});
+                v.addEventListener('error', () => reject(v.error && v.error.message), {once: true});
+                v.currentTime = t;
+            })""",
+            target,
+        )
+        assert abs(player.evaluate("v => v.currentTime") - target) < 1.5
+    start = player.evaluate("v => v.currentTime")
+    page.wait_for_function(
+        f"document.querySelector('#media-player').currentTime > {start + 0.5}", timeout=15_000
+    )
+    assert player.evaluate("v => v.error") is None
+
+
+@pytest.mark.parametrize("name", ["mp4_moov_at_end", "mp4_faststart", "webm"])
+def test_video_plays_and_seeks(
+    page: Page, shared_server: LiveServer, sample_media: dict[str, dict[str, Any]], name: str
+) -> None:
+    page.goto(shared_server.base_url + sample_media[name]["page_url"])
+    _play_and_seek(page, Samples.VIDEO_SECONDS)
+    if name == "mp4_moov_at_end":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "video.png"))
+    assert _errors(page) == []
+
+
+def test_audio_plays_and_image_loads(
+    page: Page, shared_server: LiveServer, sample_media: dict[str, dict[str, Any]]
+) -> None:
+    page.goto(shared_server.base_url + sample_media["mp3"]["page_url"])
+    audio = page.locator("audio#media-player")
+    page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    audio.evaluate("a => a.play()")
+    page.wait_for_function("document.querySelector('audio').currentTime > 0.3")
+    page.goto(shared_server.base_url + sample_media["png"]["page_url"])
+    image = page.locator("img#media-image")
+    page.wait_for_function("document.querySelector('#media-image').complete")
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [640, 480]
+    assert _errors(page) == []
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of the test's own, for tests that need to know the whole catalog."""
+    from app.config import Settings
+
+    settings = Settings(_env_file=None, media_dir=tmp_path / "media", max_upload_bytes=2**30)
+    server = start_server(settings, tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+def test_upload_page_uploads_two_files_with_progress(
+    page: Page, own_server: LiveServer, samples: Samples
+) -> None:
+    page.goto(own_server.base_url + "/upload")
+    page.set_input_files("#file-input", [str(samples.mp4_faststart), str(samples.mp3)])
+    assert page.locator(".upload-item").count() == 2
+    page.click("#upload-submit")
+    page.wait_for_url(own_server.base_url + "/", timeout=60_000)
+    with own_server.client() as client:
+        items = client.get("/api/media").json()["items"]
+    assert sorted(m["filename"] for m in items) == ["field recording.mp3", "web clip.mp4"]
+    assert _errors(page) == []
+    video = next(m for m in items if m["filename"] == "web clip.mp4")
+    page.goto(own_server.base_url + video["page_url"])
+    _play_and_seek(page, Samples.VIDEO_SECONDS)
+
+
+def test_progress_bars_reach_100_percent(
+    page: Page, own_server: LiveServer, samples: Samples
+) -> None:
+    page.goto(own_server.base_url + "/upload")
+    # Keep the page from leaving once done, so the finished rows can be read.
+    page.evaluate("document.getElementById('upload-form').dataset.catalogUrl = '#stay'")
+    page.set_input_files("#file-input", [str(samples.png), str(samples.mp3)])
+    # Record every progress value the bars show on their way.
+    page.evaluate(
+        """() => {
+            window.progressSeen = [];
+            new MutationObserver(() => {
+                for (const bar of document.querySelectorAll('progress.upload-progress')) {
+                    window.progressSeen.push(bar.value);
+                }
+            }).observe(document.getElementById('upload-list'),
+                       {subtree: true, attributes: true, childList: true});
+        }"""
+    )
+    page.click("#upload-submit")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.upload-item')].every(r => r.dataset.state === 'done')",
+        timeout=60_000,
+    )
+    values = page.locator("progress.upload-progress").evaluate_all("bars => bars.map(b => b.value)")
+    assert values == [1, 1]
+    statuses = page.locator(".upload-status").all_text_contents()
+    assert all("Done" in status for status in statuses)
+
+
+def test_drag_and_drop_adds_files_and_uploads_them(page: Page, own_server: LiveServer) -> None:
+    page.goto(own_server.base_url + "/upload")
+    page.evaluate(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(['dropped bytes'], 'dropped.txt', {type: 'text/plain'}));
+            const zone = document.getElementById('drop-zone');
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true,
+                                                        dataTransfer: transfer}));
+            }
+        }"""
+    )
+    assert page.locator(".upload-item").count() == 1
+    page.click("#upload-submit")
+    page.wait_for_url(re.compile(r".*/media/[a-z0-9]+$"), timeout=30_000)
+    assert "dropped" in page.locator("#media-title").inner_text()
+    assert _errors(page) == []
+
+
+def test_catalog_search_and_pagination_with_60_items(page: Page, own_server: LiveServer) -> None:
+    with own_server.client() as client:
+        for index in range(60):
+            upload(client, f"item {index}".encode(), filename=f"item-{index:02d}.txt")
+        upload(client, b"needle", filename="needle in a haystack.txt")
+    page.goto(own_server.base_url + "/")
+    assert page.locator(".media-card").count() == 24
+    assert "needle in a haystack" in page.locator(".media-card").first.inner_text()
+    page.locator(".pagination__next").click()
+    page.wait_for_url(re.compile(r".*page=2"))
+    assert page.locator(".media-card").count() == 24
+    page.goto(own_server.base_url + "/?page=3")
+    assert page.locator(".media-card").count() == 13
+    page.fill("input[name=q]", "needle")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*q=needle"))
+    assert page.locator(".media-card").count() == 1
+    assert _errors(page) == []
+
+
+def test_pages_fit_a_375_pixel_screen_without_errors(
+    browser: Browser, shared_server: LiveServer, sample_media: dict[str, dict[str, Any]]
+) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        paths = ["/", "/upload", "/?q=clip", sample_media["mp4_moov_at_end"]["page_url"],
+                 sample_media["random_file"]["page_url"], "/media/unknown"]  # fmt: skip
+        for path in paths:
+            page.goto(shared_server.base_url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"{path} is {width}px wide"
+        page.goto(shared_server.base_url + "/")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "catalog-mobile.png"), full_page=True)
+    finally:
+        context.close()
+    # The unknown media page answers 404, which Chromium reports as a failed resource.
+    assert [e for e in errors if "404" not in e] == []
+
+
+def test_catalog_screenshot(
+    page: Page, shared_server: LiveServer, sample_media: dict[str, dict[str, Any]]
+) -> None:
+    page.goto(shared_server.base_url + "/")
+    for media in sample_media.values():
+        assert page.locator(f".media-card[data-media-id='{media['id']}']").count() == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "catalog.png"))
+    assert _errors(page) == []
