@@ -5,12 +5,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import MediaNotFound
-from app.models import Media
+from app.models import Media, ProcessingJob
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,29 @@ async def get_media(session: AsyncSession, media_id: str) -> Media:
     return media
 
 
-async def get_media_facts(
-    session: AsyncSession, media_id: str
-) -> tuple[str, int, str, str, datetime, str]:
-    """``(storage_key, size, sha256, content_type, created_at, filename)`` of a media, read
-    without loading the ORM object (this runs for every byte request)."""
-    query = select(
-        Media.storage_key,
-        Media.size,
-        Media.sha256,
-        Media.content_type,
-        Media.created_at,
-        Media.filename,
-    ).where(Media.id == media_id)
+async def get_media_facts(session: AsyncSession, media_id: str) -> tuple[Any, ...]:
+    """What byte serving needs of a media (see ``MediaFacts``), read without loading the ORM
+    object: this runs for every byte request that misses the lookup cache."""
+    query = (
+        select(
+            Media.storage_key,
+            Media.size,
+            Media.sha256,
+            Media.content_type,
+            func.coalesce(Media.modified_at, Media.created_at),
+            Media.filename,
+            Media.poster_key,
+            Media.thumbnail_key,
+            Media.playback_key,
+            ProcessingJob.state,
+        )
+        .outerjoin(ProcessingJob, ProcessingJob.media_id == Media.id)
+        .where(Media.id == media_id)
+    )
     row = (await session.execute(query)).one_or_none()
     if row is None:
         raise MediaNotFound()
-    return tuple(row)  # type: ignore[return-value]
+    return tuple(row)
 
 
 async def add_media(
@@ -130,5 +137,8 @@ async def find_by_sha256(session: AsyncSession, sha256: str) -> Media | None:
 
 
 async def storage_keys(session: AsyncSession) -> set[str]:
-    """Every storage key the catalog points at."""
-    return set((await session.scalars(select(Media.storage_key))).all())
+    """Every storage key the catalog points at: media bytes and derived files."""
+    rows = await session.execute(
+        select(Media.storage_key, Media.poster_key, Media.thumbnail_key, Media.playback_key)
+    )
+    return {key for row in rows for key in row if key}

@@ -58,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         proxy_headers=False,
+        # Event streams and long downloads must not hold a stop up for ever.
+        timeout_graceful_shutdown=5,
         log_level="info",
     )
     return 0

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 2**20)
     send_buffer_bytes: int = Field(default=8 * 2**20, ge=128 * 1024)
     lookup_cache_seconds: float = Field(default=2.0, ge=0)
+    processing_concurrency: int = Field(default=1, ge=0, le=64)
+    transcode: bool = False
 
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":

@@ -36,16 +36,14 @@ DEFAULT_MAX_RANGES = 100
 
 
 class Representation(NamedTuple):
-    """What the decision needs to know about the stored bytes."""
+    """What the decision needs to know about the stored bytes. ``sha256`` (hex), when known,
+    is announced as ``Repr-Digest``."""
 
     size: int
-    sha256: str
+    etag: str
     last_modified: datetime
     content_type: str
-
-    @property
-    def etag(self) -> str:
-        return strong_etag(self.sha256)
+    sha256: str | None = None
 
     @property
     def last_modified_second(self) -> datetime:
@@ -99,7 +97,7 @@ def decide(
             **validators,
             "Content-Type": rep.content_type,
             "Content-Length": str(rep.size),
-            "Repr-Digest": repr_digest(rep.sha256),
+            **({"Repr-Digest": repr_digest(rep.sha256)} if rep.sha256 else {}),
         },
         whole if method == "GET" else [],
     )

@@ -13,7 +13,7 @@ import aiofiles
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import catalog
+from app import catalog, jobs
 from app.content_types import SNIFF_BYTES, guess_content_type
 from app.filenames import sanitize_filename, title_from_filename
 from app.models import TITLE_MAX_CHARS, Media
@@ -77,6 +77,9 @@ async def _commit_received(
             )
             for item, key, title in zip(received.files, committed_keys, titles, strict=True)
         ]
+        for item_media in media:
+            # Through the relationship, so the new rows carry their job without a query.
+            item_media.job = jobs.new_job(item_media.id)
         await session.commit()
     except BaseException:
         with anyio.CancelScope(shield=True):

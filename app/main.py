@@ -15,10 +15,11 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.media_facts import MediaFactsCache
-from app.routes import api, media, pages
+from app.routes import api, events, media, pages
 from app.storage import LocalStorage
 from app.streaming import SendBudget
 from app.templating import create_templates
+from app.worker import ProcessingWorker
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Bytes renamed into place are recorded within a second; an hour leaves room for any
@@ -35,13 +36,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(storage.prepare)
     engine = create_engine(settings.catalog_url)
     app.state.sessionmaker = create_sessionmaker(engine)
+    worker = ProcessingWorker(
+        app.state.sessionmaker,
+        storage,
+        app.state.media_facts,
+        concurrency=settings.processing_concurrency,
+        transcode=settings.transcode,
+        old_bytes_grace_seconds=settings.lookup_cache_seconds + 5,
+    )
+    app.state.worker = worker
     try:
         await _sweep(app, storage)
+        await worker.start()
         # Everything built so far (routes, templates, models) lives as long as the process:
         # keep it out of the collector's full scans, whose pauses would show as tail latency.
         gc.freeze()
         yield
     finally:
+        await worker.stop()
         await engine.dispose()
 
 
@@ -73,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(pages.router)
     app.include_router(media.router)
+    app.include_router(events.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,11 +1,12 @@
 """What byte serving needs to know about a media, kept for a moment after each lookup.
 
 A catalog lookup costs more than the rest of a small range request together, and players ask
-for many ranges of the same file in a row. The facts that matter here (storage key, size,
-digest, type, date, file name) never change under an id; a rename changes the title only. A
-media can be deleted, on any worker: its bytes then leave storage and a cached entry leads to
-404 all the same. Entries still expire after a short, configurable time, so that any future
-change to these facts reaches every worker within it.
+for many ranges of the same file in a row. Once processing is over, the facts that matter here
+(storage key, size, digest, type, dates, file name, derived files) no longer change; a rename
+changes the title only. Facts of a media still being processed are not cached, since a
+faststart remux swaps its bytes. A media can be deleted on any worker: its bytes then leave
+storage and a cached entry leads to 404 all the same. Entries still expire after a short,
+configurable time.
 """
 
 import time
@@ -16,6 +17,7 @@ from typing import NamedTuple
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import catalog
+from app.models import FINAL_JOB_STATES
 
 
 class MediaFacts(NamedTuple):
@@ -25,8 +27,17 @@ class MediaFacts(NamedTuple):
     size: int
     sha256: str
     content_type: str
-    created_at: datetime
+    modified_at: datetime
     filename: str
+    poster_key: str | None
+    thumbnail_key: str | None
+    playback_key: str | None
+    job_state: str | None
+
+    @property
+    def bytes_final(self) -> bool:
+        """Whether processing can no longer replace the bytes (faststart swaps them once)."""
+        return self.job_state is None or self.job_state in FINAL_JOB_STATES
 
 
 class MediaFactsCache:
@@ -73,5 +84,7 @@ async def lookup_media_facts(
         async with sessionmaker() as session:
             row = await catalog.get_media_facts(session, media_id)
         facts = MediaFacts(*row)
-        cache.put(media_id, facts)
+        # Facts of media still being processed may change (faststart), so they are not kept.
+        if facts.bytes_final:
+            cache.put(media_id, facts)
     return facts

@@ -3,9 +3,20 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TITLE_MAX_CHARS = 500
 FILENAME_MAX_CHARS = 255
@@ -47,5 +58,57 @@ class Media(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the stored bytes last changed (a faststart remux); None means at created_at.
+    modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    # Filled by processing (ffprobe); None until then or when not a media file.
+    duration: Mapped[float | None] = mapped_column(Float, default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    video_codec: Mapped[str | None] = mapped_column(String(64), default=None)
+    audio_codec: Mapped[str | None] = mapped_column(String(64), default=None)
+    bitrate: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    container: Mapped[str | None] = mapped_column(String(255), default=None)
+    playable: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # Derived files, in storage under generated keys like the media bytes.
+    poster_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    playback_key: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    job: Mapped["ProcessingJob | None"] = relationship(
+        back_populates="media", lazy="joined", passive_deletes=True
+    )
 
     __table_args__ = (Index("ix_media_created_at_id", "created_at", "id"),)
+
+    @property
+    def bytes_modified_at(self) -> datetime:
+        """When the stored bytes last changed: what ``Last-Modified`` announces."""
+        return self.modified_at or self.created_at
+
+
+JOB_STATES = ("pending", "running", "done", "failed", "skipped")
+FINAL_JOB_STATES = frozenset({"done", "failed", "skipped"})
+
+
+class ProcessingJob(Base):
+    """The processing of one media after upload; a row, so it survives restarts."""
+
+    __tablename__ = "processing_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    media_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("media.id", ondelete="CASCADE"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    step: Mapped[str | None] = mapped_column(String(32), default=None)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Which worker holds a running job, and until when its claim stands without renewal.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    media: Mapped[Media] = relationship(back_populates="job")

@@ -14,4 +14,6 @@ async def remove_media(session: AsyncSession, storage: LocalStorage, media_id: s
     """
     media = await catalog.delete_media(session, media_id)
     await session.commit()
-    await storage.delete(media.storage_key)
+    for key in (media.storage_key, media.poster_key, media.thumbnail_key, media.playback_key):
+        if key:
+            await storage.delete(key)

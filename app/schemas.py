@@ -1,7 +1,7 @@
 """Shapes of the JSON API."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import URLPath
@@ -9,7 +9,17 @@ from starlette.routing import Router
 
 from app.content_types import MediaKind, media_kind
 from app.filenames import normalize_title
+from app.jobs import snapshot
 from app.models import TITLE_MAX_CHARS, Media
+
+
+class Processing(BaseModel):
+    """Where a media's processing stands."""
+
+    state: Literal["pending", "running", "done", "failed", "skipped"]
+    progress: float = Field(ge=0, le=1)
+    step: str | None = None
+    error: str | None = None
 
 
 class MediaOut(BaseModel):
@@ -26,6 +36,19 @@ class MediaOut(BaseModel):
     page_url: str
     stream_url: str
     download_url: str
+    duration: float | None = Field(description="Seconds")
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bitrate: int | None = Field(description="Bits per second")
+    container: str | None
+    playable: bool | None = Field(description="Whether browsers play it as uploaded")
+    thumbnail_url: str | None
+    poster_url: str | None
+    playback_url: str = Field(description="What a player should load")
+    events_url: str
+    processing: Processing
 
     @classmethod
     def from_media(cls, media: Media, router: Router) -> "MediaOut":
@@ -34,6 +57,10 @@ class MediaOut(BaseModel):
         def path(name: str) -> str:
             url: URLPath = router.url_path_for(name, media_id=media.id)
             return str(url)
+
+        def derived(name: str, key: str | None) -> str | None:
+            # The key in the URL makes a new derived file a new URL: caches keep each forever.
+            return f"{path(name)}?v={key.rpartition('/')[2][:12]}" if key else None
 
         return cls(
             id=media.id,
@@ -47,6 +74,19 @@ class MediaOut(BaseModel):
             page_url=path("media_page"),
             stream_url=path("stream_media"),
             download_url=path("download_media"),
+            duration=media.duration,
+            width=media.width,
+            height=media.height,
+            video_codec=media.video_codec,
+            audio_codec=media.audio_codec,
+            bitrate=media.bitrate,
+            container=media.container,
+            playable=media.playable,
+            thumbnail_url=derived("media_thumbnail", media.thumbnail_key),
+            poster_url=derived("media_poster", media.poster_key),
+            playback_url=derived("media_playback", media.playback_key) or path("stream_media"),
+            events_url=path("media_events"),
+            processing=Processing(**snapshot(media.job)),  # type: ignore[arg-type]
         )
 
 

@@ -23,6 +23,16 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def duration(seconds: float | None) -> str:
+    """``42.3`` → ``"0:42"``, ``3723`` → ``"1:02:03"``."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def iso_date(moment: datetime) -> str:
     """A UTC timestamp to the minute, as people read it: ``2026-11-25 13:04 UTC``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -42,4 +52,5 @@ def create_templates() -> Jinja2Templates:
     templates.env.globals["url_for"] = url_for
     templates.env.filters["human_size"] = human_size
     templates.env.filters["iso_date"] = iso_date
+    templates.env.filters["duration"] = duration
     return templates

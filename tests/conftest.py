@@ -103,14 +103,22 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(settings: Settings, log_path: Path, port: int | None = None) -> LiveServer:
+def start_server(
+    settings: Settings,
+    log_path: Path,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> LiveServer:
     """Start ``streamport serve`` with these settings and wait until it answers."""
     port = port or free_port()
     env = {
-        **os.environ,
-        "STREAMPORT_MEDIA_DIR": str(settings.media_dir),
-        "STREAMPORT_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
-        "STREAMPORT_DATABASE_URL": settings.catalog_url,
+        **{k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")},
+        **{
+            f"STREAMPORT_{name.upper()}": str(value)
+            for name, value in settings.model_dump().items()
+            if name not in ("host", "port") and value is not None
+        },
+        **(extra_env or {}),
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -153,7 +161,14 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> "Samples":
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One ``streamport serve`` for the tests of real clients, which only add media."""
     root = tmp_path_factory.mktemp("shared-server")
-    settings = Settings(_env_file=None, media_dir=root / "media", max_upload_bytes=2**31)
+    # No processing here: these tests see the bytes exactly as uploaded (the MP4 keeps its
+    # index at the end); tests/test_processing.py covers what processing changes.
+    settings = Settings(
+        _env_file=None,
+        media_dir=root / "media",
+        max_upload_bytes=2**31,
+        processing_concurrency=0,
+    )
     server = start_server(settings, root / "server.log")
     yield server
     server.stop()

@@ -84,3 +84,21 @@ def probe_duration(source: str) -> float:
         timeout=60,
     )
     return float(result.stdout.strip())
+
+
+def make_hevc_mkv(path: Path, seconds: float = 20.0) -> Path:
+    """HEVC video with AAC audio in Matroska: a format browsers do not play."""
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}",
+        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+        "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    return path
+
+
+def truncate(source: Path, target: Path, fraction: float) -> Path:
+    """The first ``fraction`` of a file: a broken upload."""
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target

@@ -20,6 +20,7 @@ from app.http_semantics import (
 SHA = "ab" * 32
 REP = Representation(
     size=10_000,
+    etag=f'"{SHA}"',
     sha256=SHA,
     last_modified=datetime(2026, 11, 25, 13, 4, 5, 123456, tzinfo=UTC),
     content_type="video/mp4",

@@ -70,6 +70,7 @@ async def upload_media(
         content_length=request.headers.get("content-length"),
         max_upload_bytes=settings.max_upload_bytes,
     )
+    request.app.state.worker.wake()
     items = [MediaOut.from_media(m, request.app.router) for m in stored]
     body = MediaUploaded(items=items)
     return JSONResponse(

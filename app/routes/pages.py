@@ -72,6 +72,7 @@ async def upload_submit(
         raise
     except StreamportError as exc:
         return _render_upload_form(request, templates, settings, exc.detail, exc.status_code)
+    request.app.state.worker.wake()
     if len(stored) == 1:
         target = request.app.url_path_for("media_page", media_id=stored[0].id)
     else:
