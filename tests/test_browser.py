@@ -247,3 +247,96 @@ def test_catalog_screenshot(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "catalog.png"))
     assert _errors(page) == []
+
+
+def _wait_processed(server: LiveServer, media_id: str, seconds: float = 120) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + seconds
+    with server.client() as client:
+        while True:
+            media = client.get(f"/api/media/{media_id}").json()
+            if media["processing"]["state"] in ("done", "failed", "skipped"):
+                return media
+            assert time.monotonic() < deadline, media["processing"]
+            time.sleep(0.1)
+
+
+def _upload_path(server: LiveServer, path: Path) -> dict[str, Any]:
+    with server.client() as client, path.open("rb") as handle:
+        response = client.post("/api/media", files={"file": (path.name, handle)})
+    assert response.status_code == 201, response.text
+    return response.json()["items"][0]
+
+
+def test_catalog_shows_posters_and_durations(
+    page: Page, own_server: LiveServer, samples: Samples
+) -> None:
+    video = _upload_path(own_server, samples.mp4_faststart)
+    audio = _upload_path(own_server, samples.mp3)
+    for media in (video, audio):
+        _wait_processed(own_server, media["id"])
+    page.goto(own_server.base_url + "/")
+    thumb = page.locator(f".media-card[data-media-id='{video['id']}'] .media-card__thumb")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 480", arg=thumb.element_handle()
+    )
+    badges = page.locator(".media-card__duration").all_text_contents()
+    assert sorted(badge.strip() for badge in badges) == ["0:08", "0:30"]
+    assert (
+        page.locator(f".media-card[data-media-id='{audio['id']}'] .media-card__thumb").count() == 0
+    )
+    page.goto(own_server.base_url + video["page_url"])
+    poster = page.locator("#media-player").get_attribute("poster")
+    assert poster is not None and "/poster" in poster
+    assert _errors(page) == []
+
+
+def test_media_page_follows_processing_live_then_plays_the_rendition(
+    browser: Browser, samples: Samples, tmp_path: Path
+) -> None:
+    from app.config import Settings
+    from tests.media_samples import make_hevc_mkv
+
+    settings = Settings(_env_file=None, media_dir=tmp_path / "media", transcode=True)
+    server = start_server(settings, tmp_path / "server.log")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        media = _upload_path(server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=30))
+        page.goto(server.base_url + media["page_url"])
+        assert page.locator("#processing").count() == 1
+        # The bar moves while the page stays put: the updates come over the event stream.
+        page.wait_for_function(
+            "(document.querySelector('#processing-progress') || {value: 1}).value > 0.2",
+            timeout=60_000,
+        )
+        # When the job is done the page shows the poster and plays the converted copy.
+        page.wait_for_selector("#media-player[poster]", timeout=120_000)
+        assert page.locator("#processing").count() == 0
+        player = page.locator("#media-player")
+        assert "/playback" in (player.get_attribute("src") or "")
+        _play_and_seek(page, 30.0)
+        assert page.locator("#converted-note").count() == 1
+    finally:
+        context.close()
+        server.stop()
+    assert errors == []
+
+
+def test_unplayable_media_offers_the_download_instead_of_a_player(
+    page: Page, own_server: LiveServer, tmp_path: Path
+) -> None:
+    from tests.media_samples import make_hevc_mkv
+
+    media = _upload_path(own_server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=5))
+    _wait_processed(own_server, media["id"])
+    page.goto(own_server.base_url + media["page_url"])
+    notice = page.locator("#unplayable-notice")
+    assert notice.count() == 1
+    assert "HEVC" in notice.inner_text()
+    assert page.locator("#media-player").count() == 0
+    assert page.locator("#download-link").get_attribute("href") == media["download_url"]
+    assert _errors(page) == []
