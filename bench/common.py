@@ -454,6 +454,17 @@ def _first_line(argv: list[str]) -> str:
     return out.splitlines()[0] if out else "?"
 
 
+def tool_version(argv: list[str]) -> str:
+    """The first line a tool prints for its version (stdout, else stderr), e.g. ``ffmpeg
+    -version``; ``not found`` when it is not installed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError:
+        return "not found"
+    lines = (done.stdout or done.stderr).splitlines()
+    return lines[0].strip() if lines else "?"
+
+
 def display_path(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it."""
     cwd = Path.cwd()

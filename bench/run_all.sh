@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks, one after the other, from the repository root.
 #   bench/run_all.sh                 # defaults: 2 GiB memory run, 1 GiB uploads x 5 rounds,
-#                                    # 1 GiB downloads vs FileResponse and nginx
+#                                    # 1 GiB downloads vs FileResponse and nginx,
+#                                    # processing jobs: times, requests while two run
 #   REPEAT=3 BENCH_TMPDIR=/mnt/disk bench/run_all.sh
 # Exits non-zero if any benchmark failed (an error or wrong bytes, not a missed target).
 set -uo pipefail
@@ -23,4 +24,7 @@ echo "== bench.upload_speed --repeat $repeat =="
 echo
 echo "== bench.downloads =="
 "$python" -m bench.downloads "${tmp_args[@]}" || status=1
+echo
+echo "== bench.processing --uploads $repeat =="
+"$python" -m bench.processing --uploads "$repeat" "${tmp_args[@]}" || status=1
 exit "$status"
