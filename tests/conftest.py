@@ -68,6 +68,34 @@ def stored_files(settings: Settings) -> list[Path]:
     )
 
 
+FINAL_STATES = frozenset({"done", "failed", "skipped"})
+
+
+def upload_file(server: "LiveServer", path: Path) -> dict[str, Any]:
+    """Upload a file on disk to a live server (streamed, not read whole) and return its Media."""
+    with server.client() as client, path.open("rb") as handle:
+        response = client.post("/api/media", files={"file": (path.name, handle)})
+    assert response.status_code == 201, response.text
+    return response.json()["items"][0]
+
+
+def wait_for_processing(
+    server: "LiveServer",
+    media_id: str,
+    states: frozenset[str] | set[str] = FINAL_STATES,
+    seconds: float = 120,
+) -> dict[str, Any]:
+    """Poll the Media until its processing reaches one of ``states``."""
+    deadline = time.monotonic() + seconds
+    with server.client() as client:
+        while True:
+            media = client.get(f"/api/media/{media_id}").json()
+            if media["processing"]["state"] in states:
+                return media
+            assert time.monotonic() < deadline, media["processing"]
+            time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.conftest import REPO_ROOT, LiveServer, start_server, upload
+from tests.conftest import (
+    REPO_ROOT,
+    LiveServer,
+    start_server,
+    upload,
+    upload_file,
+    wait_for_processing,
+)
 from tests.media_samples import Samples
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -249,33 +256,13 @@ def test_catalog_screenshot(
     assert _errors(page) == []
 
 
-def _wait_processed(server: LiveServer, media_id: str, seconds: float = 120) -> dict[str, Any]:
-    import time
-
-    deadline = time.monotonic() + seconds
-    with server.client() as client:
-        while True:
-            media = client.get(f"/api/media/{media_id}").json()
-            if media["processing"]["state"] in ("done", "failed", "skipped"):
-                return media
-            assert time.monotonic() < deadline, media["processing"]
-            time.sleep(0.1)
-
-
-def _upload_path(server: LiveServer, path: Path) -> dict[str, Any]:
-    with server.client() as client, path.open("rb") as handle:
-        response = client.post("/api/media", files={"file": (path.name, handle)})
-    assert response.status_code == 201, response.text
-    return response.json()["items"][0]
-
-
 def test_catalog_shows_posters_and_durations(
     page: Page, own_server: LiveServer, samples: Samples
 ) -> None:
-    video = _upload_path(own_server, samples.mp4_faststart)
-    audio = _upload_path(own_server, samples.mp3)
+    video = upload_file(own_server, samples.mp4_faststart)
+    audio = upload_file(own_server, samples.mp3)
     for media in (video, audio):
-        _wait_processed(own_server, media["id"])
+        wait_for_processing(own_server, media["id"])
     page.goto(own_server.base_url + "/")
     thumb = page.locator(f".media-card[data-media-id='{video['id']}'] .media-card__thumb")
     page.wait_for_function(
@@ -305,7 +292,7 @@ def test_media_page_follows_processing_live_then_plays_the_rendition(
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     try:
-        media = _upload_path(server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=30))
+        media = upload_file(server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=30))
         page.goto(server.base_url + media["page_url"])
         assert page.locator("#processing").count() == 1
         # The bar moves while the page stays put: the updates come over the event stream.
@@ -331,8 +318,8 @@ def test_unplayable_media_offers_the_download_instead_of_a_player(
 ) -> None:
     from tests.media_samples import make_hevc_mkv
 
-    media = _upload_path(own_server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=5))
-    _wait_processed(own_server, media["id"])
+    media = upload_file(own_server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=5))
+    wait_for_processing(own_server, media["id"])
     page.goto(own_server.base_url + media["page_url"])
     notice = page.locator("#unplayable-notice")
     assert notice.count() == 1

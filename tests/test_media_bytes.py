@@ -1,6 +1,7 @@
 """``/media/{id}/stream`` and ``/download``: headers, ranges, HEAD."""
 
 import os
+import time
 from contextlib import ExitStack
 
 from fastapi import FastAPI
@@ -143,11 +144,23 @@ def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
     assert r.status_code == 304
     assert r.content == b""
     assert r.headers["etag"] == first.headers["etag"]
-    assert r.headers["cache-control"] == first.headers["cache-control"]
+    # Processing may end between the two requests, turning no-cache into immutable.
+    assert r.headers["cache-control"].startswith("public, ")
     r = client.get(
         media["stream_url"], headers={"If-Modified-Since": first.headers["last-modified"]}
     )
     assert r.status_code == 304
+
+
+def test_bytes_are_revalidated_until_processing_ends(client: TestClient) -> None:
+    media = upload(client, DATA, filename="bytes.bin")
+    deadline = time.monotonic() + 30
+    final = ("done", "failed", "skipped")
+    while client.get(f"/api/media/{media['id']}").json()["processing"]["state"] not in final:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    r = client.get(media["stream_url"])
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 def test_if_match_mismatch_gives_412(client: TestClient) -> None:

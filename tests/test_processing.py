@@ -15,7 +15,13 @@ import httpx2
 import pytest
 
 from app.config import Settings
-from tests.conftest import LiveServer, start_server
+from tests.conftest import (
+    FINAL_STATES,
+    LiveServer,
+    start_server,
+    upload_file,
+    wait_for_processing,
+)
 from tests.media_samples import (
     FFPROBE,
     Samples,
@@ -25,27 +31,7 @@ from tests.media_samples import (
     truncate,
 )
 
-FINAL = {"done", "failed", "skipped"}
-
-
-def _upload(server: LiveServer, path: Path) -> dict[str, Any]:
-    with server.client() as client, path.open("rb") as handle:
-        response = client.post("/api/media", files={"file": (path.name, handle)})
-    assert response.status_code == 201, response.text
-    return response.json()["items"][0]
-
-
-def _wait_for_state(
-    server: LiveServer, media_id: str, states: set[str], seconds: float = 120
-) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    with server.client() as client:
-        while True:
-            media = client.get(f"/api/media/{media_id}").json()
-            if media["processing"]["state"] in states:
-                return media
-            assert time.monotonic() < deadline, media["processing"]
-            time.sleep(0.1)
+FINAL = FINAL_STATES
 
 
 def _image_size(data: bytes, tmp_path: Path) -> tuple[int, int]:
@@ -73,8 +59,8 @@ def processing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
 def test_moov_at_end_mp4_is_probed_postered_and_made_faststart(
     processing_server: LiveServer, samples: Samples, tmp_path: Path
 ) -> None:
-    uploaded = _upload(processing_server, samples.mp4_moov_at_end)
-    media = _wait_for_state(processing_server, uploaded["id"], FINAL)
+    uploaded = upload_file(processing_server, samples.mp4_moov_at_end)
+    media = wait_for_processing(processing_server, uploaded["id"], FINAL)
     assert media["processing"]["state"] == "done", media["processing"]
     assert abs(media["duration"] - Samples.VIDEO_SECONDS) < 0.5
     assert (media["width"], media["height"]) == (1280, 720)
@@ -98,8 +84,8 @@ def test_moov_at_end_mp4_is_probed_postered_and_made_faststart(
 
 
 def test_faststart_mp4_keeps_its_bytes(processing_server: LiveServer, samples: Samples) -> None:
-    uploaded = _upload(processing_server, samples.mp4_faststart)
-    media = _wait_for_state(processing_server, uploaded["id"], FINAL)
+    uploaded = upload_file(processing_server, samples.mp4_faststart)
+    media = wait_for_processing(processing_server, uploaded["id"], FINAL)
     assert media["processing"]["state"] == "done"
     assert media["sha256"] == uploaded["sha256"]
     assert media["poster_url"] is not None
@@ -108,15 +94,21 @@ def test_faststart_mp4_keeps_its_bytes(processing_server: LiveServer, samples: S
 def test_webm_audio_and_image(
     processing_server: LiveServer, samples: Samples, tmp_path: Path
 ) -> None:
-    webm = _wait_for_state(processing_server, _upload(processing_server, samples.webm)["id"], FINAL)
+    webm = wait_for_processing(
+        processing_server, upload_file(processing_server, samples.webm)["id"], FINAL
+    )
     assert (webm["video_codec"], webm["audio_codec"], webm["playable"]) == ("vp9", "opus", True)
     assert webm["poster_url"] is not None
-    mp3 = _wait_for_state(processing_server, _upload(processing_server, samples.mp3)["id"], FINAL)
+    mp3 = wait_for_processing(
+        processing_server, upload_file(processing_server, samples.mp3)["id"], FINAL
+    )
     assert mp3["processing"]["state"] == "done"
     assert (mp3["video_codec"], mp3["audio_codec"]) == (None, "mp3")
     assert abs(mp3["duration"] - 8) < 0.5
     assert mp3["poster_url"] is None and mp3["thumbnail_url"] is None
-    png = _wait_for_state(processing_server, _upload(processing_server, samples.png)["id"], FINAL)
+    png = wait_for_processing(
+        processing_server, upload_file(processing_server, samples.png)["id"], FINAL
+    )
     assert png["processing"]["state"] == "done"
     with processing_server.client() as client:
         thumbnail = client.get(png["thumbnail_url"]).content
@@ -126,7 +118,9 @@ def test_webm_audio_and_image(
 def test_plain_file_is_skipped(processing_server: LiveServer, tmp_path: Path) -> None:
     path = tmp_path / "notes.bin"
     path.write_bytes(os.urandom(4096))
-    media = _wait_for_state(processing_server, _upload(processing_server, path)["id"], FINAL)
+    media = wait_for_processing(
+        processing_server, upload_file(processing_server, path)["id"], FINAL
+    )
     assert media["processing"]["state"] == "skipped"
     assert "not a video" in media["processing"]["error"]
 
@@ -135,8 +129,8 @@ def test_truncated_mp4_fails_with_a_reason_and_still_downloads(
     processing_server: LiveServer, samples: Samples, tmp_path: Path
 ) -> None:
     broken = truncate(samples.mp4_moov_at_end, tmp_path / "broken.mp4", 0.4)
-    uploaded = _upload(processing_server, broken)
-    media = _wait_for_state(processing_server, uploaded["id"], FINAL)
+    uploaded = upload_file(processing_server, broken)
+    media = wait_for_processing(processing_server, uploaded["id"], FINAL)
     assert media["processing"]["state"] == "failed"
     assert media["processing"]["error"]
     with processing_server.client() as client:
@@ -159,10 +153,10 @@ def test_sse_reports_progress_then_done_while_transcoding(samples: Samples, tmp_
     server = start_server(settings, tmp_path / "server.log")
     try:
         hevc = make_hevc_mkv(tmp_path / "phone video.mkv", seconds=30)
-        uploaded = _upload(server, hevc)
+        uploaded = upload_file(server, hevc)
         events: list[dict[str, Any]] = []
         _read_events(server.base_url + uploaded["events_url"], events, 120)
-        media = _wait_for_state(server, uploaded["id"], FINAL)
+        media = wait_for_processing(server, uploaded["id"], FINAL)
         with server.client() as client:
             rendition = client.get(media["playback_url"])
     finally:
@@ -196,11 +190,11 @@ def test_a_job_interrupted_by_a_killed_server_completes_after_restart(
     hevc = make_hevc_mkv(tmp_path / "long.mkv", seconds=60)
     first = start_server(settings, tmp_path / "first.log")
     try:
-        uploaded = _upload(first, hevc)
-        running = _wait_for_state(first, uploaded["id"], {"running"} | FINAL, 60)
+        uploaded = upload_file(first, hevc)
+        running = wait_for_processing(first, uploaded["id"], {"running"} | FINAL, 60)
         deadline = time.monotonic() + 60
         while running["processing"]["step"] != "transcode" and time.monotonic() < deadline:
-            running = _wait_for_state(first, uploaded["id"], {"running"} | FINAL, 60)
+            running = wait_for_processing(first, uploaded["id"], {"running"} | FINAL, 60)
             time.sleep(0.1)
         assert running["processing"]["state"] == "running", running["processing"]
         first.stop(signal.SIGKILL)
@@ -208,7 +202,7 @@ def test_a_job_interrupted_by_a_killed_server_completes_after_restart(
         first.stop()
     second = start_server(settings, tmp_path / "second.log")
     try:
-        media = _wait_for_state(second, uploaded["id"], FINAL, 180)
+        media = wait_for_processing(second, uploaded["id"], FINAL, 180)
         assert media["processing"]["state"] == "done", media["processing"]
         assert media["playback_url"] != media["stream_url"]
     finally:
@@ -226,7 +220,7 @@ def test_a_download_running_during_the_faststart_swap_gets_the_old_bytes_whole(
     server = start_server(serving, tmp_path / "serving.log")
     processor: LiveServer | None = None
     try:
-        uploaded = _upload(server, samples.mp4_moov_at_end)
+        uploaded = upload_file(server, samples.mp4_moov_at_end)
         target = tmp_path / "during-swap.mp4"
         url = server.base_url + uploaded["download_url"]
         download = subprocess.Popen(
@@ -236,7 +230,7 @@ def test_a_download_running_during_the_faststart_swap_gets_the_old_bytes_whole(
         processor = start_server(
             serving.model_copy(update={"processing_concurrency": 1}), tmp_path / "processor.log"
         )
-        media = _wait_for_state(server, uploaded["id"], FINAL, 120)
+        media = wait_for_processing(server, uploaded["id"], FINAL, 120)
         assert media["processing"]["state"] == "done"
         assert download.poll() is None, "the download should still be running after the swap"
         assert download.wait(timeout=120) == 0
@@ -254,8 +248,8 @@ def test_without_ffmpeg_the_portal_works_and_jobs_are_skipped(
     settings = Settings(_env_file=None, media_dir=tmp_path / "media")
     server = start_server(settings, tmp_path / "server.log", extra_env={"PATH": str(tmp_path)})
     try:
-        uploaded = _upload(server, samples.mp4_faststart)
-        media = _wait_for_state(server, uploaded["id"], FINAL)
+        uploaded = upload_file(server, samples.mp4_faststart)
+        media = wait_for_processing(server, uploaded["id"], FINAL)
         with server.client() as client:
             ranged = client.get(media["stream_url"], headers={"Range": "bytes=0-99"})
             page = client.get(media["page_url"])
@@ -272,8 +266,8 @@ def test_without_ffmpeg_the_portal_works_and_jobs_are_skipped(
 def test_deleting_a_media_removes_its_derived_files(
     processing_server: LiveServer, samples: Samples
 ) -> None:
-    uploaded = _upload(processing_server, samples.mp4_faststart)
-    media = _wait_for_state(processing_server, uploaded["id"], FINAL)
+    uploaded = upload_file(processing_server, samples.mp4_faststart)
+    media = wait_for_processing(processing_server, uploaded["id"], FINAL)
     with processing_server.client() as client:
         assert client.get(media["poster_url"]).status_code == 200
         before = _stored(processing_server)
