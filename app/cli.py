@@ -2,11 +2,13 @@
 
 import argparse
 import asyncio
+import copy
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.migrate import upgrade_to_head
@@ -60,9 +62,19 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         # Event streams and long downloads must not hold a stop up for ever.
         timeout_graceful_shutdown=5,
+        log_config=_log_config(),
         log_level="info",
     )
     return 0
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus Streamport's own messages, in every worker process."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["streamport"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _migrate(args: argparse.Namespace) -> int:

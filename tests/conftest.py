@@ -136,6 +136,7 @@ def start_server(
     log_path: Path,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> LiveServer:
     """Start ``streamport serve`` with these settings and wait until it answers."""
     port = port or free_port()
@@ -150,7 +151,18 @@ def start_server(
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],  # fmt: skip
             cwd=log_path.parent,
             env=env,
             stdout=log,

@@ -4,6 +4,7 @@ transcode, live progress, restarts, failures, and a machine without ffmpeg."""
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import psutil
 import pytest
 
 from app.config import Settings
@@ -278,3 +280,22 @@ def test_deleting_a_media_removes_its_derived_files(
 
 def _stored(server: LiveServer) -> list[Path]:
     return [p for p in (server.settings.media_dir / "objects").rglob("*") if p.is_file()]
+
+
+def test_two_worker_processes_share_the_queue_and_never_run_a_job_twice(
+    samples: Samples, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, media_dir=tmp_path / "media")
+    server = start_server(settings, tmp_path / "server.log", workers=2)
+    try:
+        children = psutil.Process(server.process.pid).children()
+        workers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        uploaded = [upload_file(server, samples.mp4_moov_at_end) for _ in range(6)]
+        finished = [wait_for_processing(server, media["id"]) for media in uploaded]
+    finally:
+        server.stop()
+    assert {media["processing"]["state"] for media in finished} == {"done"}
+    log = (tmp_path / "server.log").read_text()
+    ran = re.findall(r"job (\d+) \(media \w+\): done", log)
+    assert sorted(ran) == sorted(set(ran)) and len(ran) == 6, ran
