@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from tests.postgres_server import PostgresServer, start_postgres
 
 if TYPE_CHECKING:
     from tests.media_samples import Samples
@@ -27,9 +29,29 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, media_dir=tmp_path / "media", max_upload_bytes=10 * 2**20)
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the run; each test gets a database of its own on it."""
+    server = start_postgres(free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Media in ``tmp_path``; the catalog in SQLite there, or in a fresh PostgreSQL database."""
+    database_url = None
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        server.create_database(name)
+        database_url = server.url(name)
+    return Settings(
+        _env_file=None,
+        media_dir=tmp_path / "media",
+        max_upload_bytes=10 * 2**20,
+        database_url=database_url,
+    )
 
 
 @pytest.fixture

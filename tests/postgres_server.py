@@ -1,0 +1,78 @@
+"""A throwaway PostgreSQL server for the tests: Debian's binaries, a temporary data directory,
+an unprivileged user, 127.0.0.1 only."""
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPERUSER = "streamport"
+
+
+def find_bin_dir() -> Path | None:
+    """Where ``initdb`` and ``pg_ctl`` are, newest version first."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+@dataclass
+class PostgresServer:
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    owner: str
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy async URL of ``database`` on this server."""
+        return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> None:
+        self._psql(f'CREATE DATABASE "{name}"')
+
+    def _psql(self, sql: str) -> None:
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres",
+             "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
+                        "stop"], check=False)  # fmt: skip
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+    def _as_owner(self, argv: list[str], check: bool = True) -> None:
+        subprocess.run(
+            ["runuser", "-u", self.owner, "--", *argv] if os.geteuid() == 0 else argv,
+            check=check, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+
+def start_postgres(port: int) -> PostgresServer:
+    """initdb into a fresh directory and start the server; PostgreSQL refuses to run as root,
+    so as root it runs as the ``postgres`` user Debian's package creates."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
+    owner = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    root = Path(tempfile.mkdtemp(prefix="streamport-pg-"))
+    data_dir, socket_dir = root / "data", root / "socket"
+    socket_dir.mkdir()
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(owner)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+    server = PostgresServer(bin_dir, data_dir, port, owner)
+    server._as_owner([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER,
+                      "-A", "trust", "-E", "UTF8", "--no-sync"])  # fmt: skip
+    options = (
+        f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    server._as_owner([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options,
+                      "-l", str(root / "server.log"), "-w", "start"])  # fmt: skip
+    return server
