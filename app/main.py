@@ -25,6 +25,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Bytes renamed into place are recorded within a second; an hour leaves room for any
 # process, however slow, that is about to record them.
 ORPHAN_MIN_AGE_SECONDS = 3600
+SHUTDOWN_DISPOSE_SECONDS = 5
 
 logger = logging.getLogger("streamport")
 
@@ -54,7 +55,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await worker.stop()
-        await engine.dispose()
+        # Closing pooled connections must not hold a stop up (a server that went away, a
+        # connection cancelled mid-query): give it a bound.
+        with anyio.move_on_after(SHUTDOWN_DISPOSE_SECONDS) as scope:
+            await engine.dispose()
+        if scope.cancelled_caught:
+            logger.error("Closing the catalog's connections took too long; left to the OS")
 
 
 async def _sweep(app: FastAPI, storage: LocalStorage) -> None:

@@ -18,6 +18,7 @@ logger = logging.getLogger("streamport.processing")
 # Uploads to this process wake the worker at once; this catches other processes' uploads.
 POLL_SECONDS = 2.0
 RENEW_SECONDS = jobs.LEASE_SECONDS / 3
+STOP_SECONDS = 10.0
 
 
 class ProcessingWorker:
@@ -71,9 +72,10 @@ class ProcessingWorker:
         """Cancel the loops; a job in progress goes back to the queue for the next start."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, still_running = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            if still_running:
+                logger.error("%d processing task(s) did not stop in time", len(still_running))
         self._tasks.clear()
         await self.processor.close()
 
@@ -84,8 +86,11 @@ class ProcessingWorker:
                 await session.commit()
             if job is None:
                 self._wake.clear()
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # arrives as the wait ends, and this loop would then outlive stop().
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._wake.wait()
                 continue
             try:
                 await self._run_with_lease(job)
