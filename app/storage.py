@@ -5,6 +5,7 @@ partial file is locked (``flock``) by the process writing it, so a start-up swee
 upload in progress in another worker from one left behind by a crash.
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -22,6 +23,7 @@ from aiofiles.threadpool.binary import AsyncFileIO
 from app.errors import InsufficientStorage
 
 _KEY = re.compile(r"[a-z0-9]{2}/[a-z0-9]{8,64}")
+_CREATING_SUFFIX = ".creating"
 
 
 def _raise_storage_error(exc: OSError) -> None:
@@ -106,13 +108,20 @@ class LocalStorage:
         return self.objects_dir / key
 
     async def open_partial(self) -> PartialFile:
-        """Start a new partial file, locked by this process for as long as it is open."""
-        path = self.partial_dir / f"{secrets.token_hex(16)}.part"
+        """Start a new partial file, locked by this process for as long as it is open.
+
+        It is created under a name the sweep leaves alone and renamed once locked: another
+        worker starting up must never find an unlocked ``.part`` file that is in use.
+        """
+        token = secrets.token_hex(16)
+        creating = self.partial_dir / f"{token}{_CREATING_SUFFIX}"
+        path = self.partial_dir / f"{token}.part"
         try:
-            handle = await aiofiles.open(path, "xb", buffering=0)
+            handle = await aiofiles.open(creating, "xb", buffering=0)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            await aiofiles.os.rename(creating, path)
         except OSError as exc:
             _raise_storage_error(exc)
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return PartialFile(path, handle)
 
     async def commit(self, partial: PartialFile, key: str) -> None:
@@ -138,6 +147,14 @@ class LocalStorage:
     def sweep_partials(self) -> list[Path]:
         """Remove partial files whose writer is gone (a crash or kill); returns what went."""
         removed = []
+        # A file still being created is renamed to .part within microseconds; one that has
+        # kept its creating name for a minute belongs to a process that died right then.
+        cutoff = time.time() - 60
+        for path in self.partial_dir.glob(f"*{_CREATING_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
         for path in self.partial_dir.glob("*.part"):
             try:
                 fd = os.open(path, os.O_RDONLY)
