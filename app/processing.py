@@ -244,7 +244,8 @@ class Processor:
         task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
-        """Delete at once what was waiting to be deleted (the process is stopping)."""
+        """Drop the delayed deletions (the process is stopping); the start-up orphan sweep
+        removes those files later."""
         for task in list(self._background):
             task.cancel()
         self._background.clear()
