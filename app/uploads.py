@@ -140,7 +140,7 @@ class _FileWriter:
         if self._filled:
             await self._hand_over()
         await self._wait_in_flight()
-        await self.partial.sync()
+        # No fsync here: storage.commit fsyncs each file once, right before its rename.
         return ReceivedFile(
             partial=self.partial,
             filename=self.filename,
