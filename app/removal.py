@@ -3,10 +3,13 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import catalog
+from app.media_facts import MediaFactsCache
 from app.storage import LocalStorage
 
 
-async def remove_media(session: AsyncSession, storage: LocalStorage, media_id: str) -> None:
+async def remove_media(
+    session: AsyncSession, storage: LocalStorage, media_facts: MediaFactsCache, media_id: str
+) -> None:
     """Delete the row and commit, then the bytes.
 
     In this order a failure leaves at worst bytes without a row (swept at start-up), never a
@@ -14,6 +17,7 @@ async def remove_media(session: AsyncSession, storage: LocalStorage, media_id: s
     """
     media = await catalog.delete_media(session, media_id)
     await session.commit()
+    media_facts.forget(media_id)
     for key in (media.storage_key, media.poster_key, media.thumbnail_key, media.playback_key):
         if key:
             await storage.delete(key)

@@ -93,7 +93,6 @@ async def rename_media(
     """Change a media's title."""
     media = await catalog.rename_media(session, media_id, patch.title)
     await session.commit()
-    request.app.state.media_facts.forget(media_id)
     return MediaOut.from_media(media, request.app.router)
 
 
@@ -102,8 +101,7 @@ async def delete_media(
     media_id: str, request: Request, session: SessionDep, storage: StorageDep
 ) -> Response:
     """Remove a media from the catalog and its bytes from storage."""
-    await remove_media(session, storage, media_id)
-    request.app.state.media_facts.forget(media_id)
+    await remove_media(session, storage, request.app.state.media_facts, media_id)
     return Response(status_code=204)
 
 

@@ -111,7 +111,6 @@ async def rename_media_form(
     """Rename from the media page, then show it again."""
     await catalog.rename_media(session, media_id, title)
     await session.commit()
-    request.app.state.media_facts.forget(media_id)
     target = request.app.url_path_for("media_page", media_id=media_id)
     return RedirectResponse(str(target), status_code=303)
 
@@ -121,6 +120,5 @@ async def delete_media_form(
     media_id: str, request: Request, session: SessionDep, storage: StorageDep
 ) -> Response:
     """Delete from the media page, then show the catalog."""
-    await remove_media(session, storage, media_id)
-    request.app.state.media_facts.forget(media_id)
+    await remove_media(session, storage, request.app.state.media_facts, media_id)
     return RedirectResponse(str(request.app.url_path_for("catalog")), status_code=303)
