@@ -1,6 +1,7 @@
 """Settings, read from ``STREAMPORT_*`` environment variables and an optional ``.env``."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,17 @@ class Settings(BaseSettings):
     lookup_cache_seconds: float = Field(default=2.0, ge=0)
     processing_concurrency: int = Field(default=1, ge=0, le=64)
     transcode: bool = False
+    storage: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None  # unset: AWS itself
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> "Settings":
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("STREAMPORT_S3_BUCKET is required when STREAMPORT_STORAGE=s3")
+        return self
 
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":

@@ -10,14 +10,14 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
-from app.storage import LocalStorage
+from app.storage import Storage
 
 
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_storage(request: Request) -> LocalStorage:
+async def get_storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
@@ -26,5 +26,5 @@ async def get_templates(request: Request) -> Jinja2Templates:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]

@@ -49,6 +49,13 @@ class InsufficientStorage(StreamportError):
     detail = "The server has no room left to store this upload."
 
 
+class StorageUnavailable(StreamportError):
+    """The object store failed or cannot be reached; what went wrong is logged, not shown."""
+
+    status_code = 503
+    detail = "Storage is unavailable right now; please try again later."
+
+
 class UploadAborted(StreamportError):
     """The client went away mid-upload; nobody is left to read the answer."""
 

@@ -1,8 +1,9 @@
 """Bytes in, catalog rows out, all or nothing: used by the upload form, the API and ``scan``.
 
-Order matters for crash safety: bytes are fsynced and renamed into place first, then the rows
-are committed in one short transaction, so a row never points at missing or partial bytes. If
-anything fails, the files already moved are removed again.
+Order matters for crash safety: bytes are committed to storage first (fsynced and renamed, or
+the multipart upload completed), then the rows are committed in one short transaction, so a row
+never points at missing or partial bytes. If anything fails, the bytes already committed are
+removed again.
 """
 
 import hashlib
@@ -17,7 +18,7 @@ from app import catalog, jobs
 from app.content_types import SNIFF_BYTES, guess_content_type
 from app.filenames import sanitize_filename, title_from_filename
 from app.models import TITLE_MAX_CHARS, Media
-from app.storage import LocalStorage
+from app.storage import Storage
 from app.uploads import (
     ReceivedFile,
     ReceivedUpload,
@@ -31,7 +32,7 @@ READ_CHUNK_BYTES = 1024 * 1024
 
 async def ingest_upload(
     session: AsyncSession,
-    storage: LocalStorage,
+    storage: Storage,
     body: AsyncIterator[bytes],
     *,
     content_type: str | None,
@@ -56,14 +57,13 @@ def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
 
 
 async def _commit_received(
-    session: AsyncSession, storage: LocalStorage, received: ReceivedUpload
+    session: AsyncSession, storage: Storage, received: ReceivedUpload
 ) -> list[Media]:
     committed_keys: list[str] = []
     try:
         for item in received.files:
-            key = storage.new_key()
-            await storage.commit(item.partial, key)
-            committed_keys.append(key)
+            await item.upload.commit()
+            committed_keys.append(item.upload.key)
         titles = upload_titles(received.title, [item.filename for item in received.files])
         media = [
             await catalog.add_media(
@@ -91,13 +91,13 @@ async def _commit_received(
     return media
 
 
-async def ingest_path(session: AsyncSession, storage: LocalStorage, path: Path) -> Media | None:
+async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Media | None:
     """Copy a file already on disk into storage and the catalog; ``None`` if its bytes are
     already catalogued."""
     hasher = hashlib.sha256()
     head = b""
     size = 0
-    partial = await storage.open_partial()
+    upload = await storage.open_upload()
     try:
         async with aiofiles.open(path, "rb") as source:
             while chunk := await source.read(READ_CHUNK_BYTES):
@@ -105,16 +105,16 @@ async def ingest_path(session: AsyncSession, storage: LocalStorage, path: Path) 
                     head += chunk[: SNIFF_BYTES - len(head)]
                 hasher.update(chunk)
                 size += len(chunk)
-                await partial.write(chunk)
+                await upload.write(chunk)
         sha256 = hasher.hexdigest()
         if await catalog.find_by_sha256(session, sha256) is not None:
-            await partial.discard()
+            await upload.discard()
             return None
         filename = sanitize_filename(path.name) or "unnamed"
         received = ReceivedUpload(
             files=[
                 ReceivedFile(
-                    partial=partial,
+                    upload=upload,
                     filename=filename,
                     content_type=guess_content_type(filename, head),
                     size=size,
@@ -123,7 +123,7 @@ async def ingest_path(session: AsyncSession, storage: LocalStorage, path: Path) 
             ]
         )
     except BaseException:
-        await partial.discard()
+        await upload.discard()
         raise
     [media] = await _commit_received(session, storage, received)
     return media

@@ -16,15 +16,13 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.media_facts import MediaFactsCache
 from app.routes import api, events, media, pages
-from app.storage import LocalStorage
+from app.storage import Storage, create_storage
+from app.storage.info_cache import ObjectInfoCache
 from app.streaming import SendBudget
 from app.templating import create_templates
 from app.worker import ProcessingWorker
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-# Bytes renamed into place are recorded within a second; an hour leaves room for any
-# process, however slow, that is about to record them.
-ORPHAN_MIN_AGE_SECONDS = 3600
 SHUTDOWN_DISPOSE_SECONDS = 5
 
 logger = logging.getLogger("streamport")
@@ -33,8 +31,8 @@ logger = logging.getLogger("streamport")
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    storage: LocalStorage = app.state.storage
-    await anyio.to_thread.run_sync(storage.prepare)
+    storage: Storage = app.state.storage
+    await storage.prepare()
     engine = create_engine(settings.catalog_url)
     app.state.sessionmaker = create_sessionmaker(engine)
     worker = ProcessingWorker(
@@ -47,7 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.worker = worker
     try:
-        await _sweep(app, storage)
+        await storage.sweep(lambda: _catalog_keys(app))
         await worker.start()
         # Everything built so far (routes, templates, models) lives as long as the process:
         # keep it out of the collector's full scans, whose pauses would show as tail latency.
@@ -61,17 +59,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await engine.dispose()
         if scope.cancelled_caught:
             logger.error("Closing the catalog's connections took too long; left to the OS")
+        with anyio.move_on_after(SHUTDOWN_DISPOSE_SECONDS, shield=True):
+            await storage.close()
 
 
-async def _sweep(app: FastAPI, storage: LocalStorage) -> None:
-    partials = await anyio.to_thread.run_sync(storage.sweep_partials)
-    if partials:
-        logger.info("Removed %d partial upload(s) left by an interrupted server", len(partials))
+async def _catalog_keys(app: FastAPI) -> set[str]:
     async with app.state.sessionmaker() as session:
-        known = await catalog.storage_keys(session)
-    orphans = await anyio.to_thread.run_sync(storage.sweep_orphans, known, ORPHAN_MIN_AGE_SECONDS)
-    if orphans:
-        logger.info("Removed %d stored file(s) that no catalog row points at", len(orphans))
+        return await catalog.storage_keys(session)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.storage = LocalStorage(settings.media_dir)
+    app.state.storage = create_storage(settings)
+    app.state.object_info = ObjectInfoCache(app.state.storage)
     app.state.templates = create_templates()
     app.state.media_facts = MediaFactsCache(settings.lookup_cache_seconds)
     app.state.send_budget = SendBudget(settings.send_buffer_bytes, settings.chunk_bytes)

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jobs
 from app.content_types import media_kind
+from app.errors import StorageUnavailable
 from app.media_facts import MediaFactsCache
 from app.media_tools import MediaTools, ToolFailed
 from app.models import Media
 from app.mp4_atoms import moov_before_mdat
 from app.probe import ProbeResult, browser_playable, is_mp4_family, poster_time
-from app.storage import LocalStorage
+from app.storage import Storage
 
 logger = logging.getLogger("streamport.processing")
 
@@ -40,7 +41,7 @@ class Processor:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        storage: LocalStorage,
+        storage: Storage,
         tools: MediaTools,
         media_facts: MediaFactsCache,
         worker: str,
@@ -68,6 +69,8 @@ class Processor:
             state, error = "failed", str(exc)
         except OSError as exc:
             state, error = "failed", f"{type(exc).__name__}: {exc.strerror or exc}"
+        except StorageUnavailable as exc:
+            state, error = "failed", exc.detail
         async with self.sessionmaker() as session:
             await jobs.finish(session, job.id, self.worker, state, error)
             await session.commit()
@@ -88,12 +91,18 @@ class Processor:
         if not self.tools.available:
             return "skipped", "ffmpeg and ffprobe are not installed on the server"
         progress = _Reporter(self.sessionmaker, job.id, self.worker)
-        source = self.storage.path_for(media.storage_key)
-
         await progress("probing", 0.02)
+        # ffmpeg needs a path: the stored file itself, or a scratch copy of an S3 object.
+        async with self.storage.local_copy(media.storage_key) as source:
+            await self._process_file(media, kind, source, progress)
+        return "done", None
+
+    async def _process_file(
+        self, media: Media, kind: str, source: Path, progress: "_Reporter"
+    ) -> None:
         probe = await self.tools.probe(source)
         if kind in ("video", "audio") and probe.video_codec is None and probe.audio_codec is None:
-            return "failed", "no audio or video stream could be read"
+            raise ToolFailed("no audio or video stream could be read")
         playable = browser_playable(probe) if kind in ("video", "audio") else None
         await self._update_media(media.id, **_probe_columns(probe), playable=playable)
 
@@ -125,7 +134,6 @@ class Processor:
                 await self._faststart(media, source, probe, progress)
         if self.transcode and kind == "video" and playable is False:
             await self._transcode(media, source, probe, progress)
-        return "done", None
 
     async def _faststart(
         self, media: Media, source: Path, probe: ProbeResult, progress: "_Reporter"
@@ -135,13 +143,17 @@ class Processor:
         async def report(fraction: float) -> None:
             await progress("faststart", 0.15 + 0.8 * fraction)
 
-        new_key = await self._derive(
-            lambda target: self.tools.remux_faststart(source, target, probe.duration, report)
-        )
-        new_path = self.storage.path_for(new_key)
+        digest: tuple[str, int] = ("", 0)
+
+        async def remux(target: Path) -> None:
+            nonlocal digest
+            await self.tools.remux_faststart(source, target, probe.duration, report)
+            await self._verify_remux(target, probe)
+            digest = await anyio.to_thread.run_sync(_digest, target)
+
+        new_key = await self._derive(remux)
+        sha256, size = digest
         try:
-            await self._verify_remux(new_path, probe)
-            sha256, size = await anyio.to_thread.run_sync(_digest, new_path)
             swapped = await self._swap_bytes(media, new_key, sha256, size)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -201,16 +213,14 @@ class Processor:
         await self._update_media(media.id, replaced_keys=(media.playback_key,), playback_key=key)
 
     async def _derive(self, produce: Callable[[Path], Awaitable[None]]) -> str:
-        """Run ``produce`` into a locked partial file and store the result under a new key."""
-        partial = await self.storage.open_partial()
+        """Run ``produce`` into a locked scratch file and store the result under a new key."""
+        partial = await self.storage.scratch.open_partial()
         try:
             await produce(partial.path)
-            key = self.storage.new_key()
-            await self.storage.commit(partial, key)
         except BaseException:
             await partial.discard()
             raise
-        return key
+        return await self.storage.store_scratch(partial)
 
     async def _update_media(
         self, media_id: str, replaced_keys: tuple[str | None, ...] = (), **values: object

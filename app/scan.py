@@ -8,7 +8,7 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import StreamportError
 from app.ingest import ingest_path
-from app.storage import LocalStorage
+from app.storage import create_storage
 
 logger = logging.getLogger("streamport")
 
@@ -35,8 +35,8 @@ def _files_under(directory: Path, skip: Path) -> list[Path]:
 async def scan_directory(settings: Settings, directory: Path) -> ScanSummary:
     """Copy every regular file under ``directory`` into storage and the catalog, hashing each
     and skipping bytes the catalog already holds."""
-    storage = LocalStorage(settings.media_dir)
-    storage.prepare()
+    storage = create_storage(settings)
+    await storage.prepare()
     engine = create_engine(settings.catalog_url)
     sessionmaker = create_sessionmaker(engine)
     summary = ScanSummary()
@@ -57,4 +57,5 @@ async def scan_directory(settings: Settings, directory: Path) -> ScanSummary:
                 summary.added += 1
     finally:
         await engine.dispose()
+        await storage.close()
     return summary

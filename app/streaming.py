@@ -1,42 +1,17 @@
 """The response that sends stored bytes: a body plan of file spans and framing bytes, read in
 fixed chunks, stopped as soon as the client leaves."""
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
-import aiofiles
-import aiofiles.os
 import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from app.byte_ranges import BodyPart, ByteRange
+from app.storage import ByteSource, SpanReader, SpanStream
 
 MIN_CHUNK_BYTES = 64 * 1024
-
-# Positional reads need no seek and no shared file position: one executor hop per chunk.
-_pread = aiofiles.os.wrap(os.pread)
-
-
-def _read_spans(path: Path, spans: Sequence[ByteRange]) -> list[bytes]:
-    """Open, read every span, close: one executor hop for a body that fits in a chunk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return [_pread_exactly(fd, span) for span in spans]
-    finally:
-        os.close(fd)
-
-
-def _pread_exactly(fd: int, span: ByteRange) -> bytes:
-    data = os.pread(fd, span.length, span.start)
-    if len(data) != span.length:
-        raise RuntimeError("a stored file is shorter than its catalog size")
-    return data
-
-
-_read_spans_off_loop = aiofiles.os.wrap(_read_spans)
 
 
 class SendBudget:
@@ -72,14 +47,14 @@ class StoredBytesResponse(Response):
 
     def __init__(
         self,
-        path: Path,
+        source: ByteSource,
         *,
         status_code: int,
         headers: dict[str, str],
         body: Sequence[BodyPart],
         budget: SendBudget,
     ) -> None:
-        self.path = path
+        self.source = source
         self.status_code = status_code
         self.body_plan = body
         self.budget = budget
@@ -102,7 +77,7 @@ class StoredBytesResponse(Response):
     async def _send_small(self, spans: list[ByteRange], send: Send) -> None:
         # One read, then a few sends: no need to watch for a disconnect, a send to a
         # departed client just returns.
-        data = iter(await _read_spans_off_loop(self.path, spans) if spans else [])
+        data = iter(await self.source.read_spans(spans) if spans else [])
         await send(self._start_message())
         messages = [part if isinstance(part, bytes) else next(data) for part in self.body_plan]
         for index, chunk in enumerate(messages):
@@ -112,29 +87,34 @@ class StoredBytesResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_large(self, receive: Receive, send: Send) -> None:
-        handle = await aiofiles.open(self.path, "rb", buffering=0)
-        try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                await send(self._start_message())
-                last = len(self.body_plan) - 1
-                for index, part in enumerate(self.body_plan):
-                    more_after = index < last
-                    if isinstance(part, bytes):
-                        message = {
-                            "type": "http.response.body",
-                            "body": part,
-                            "more_body": more_after,
-                        }
-                        await send(message)
-                    else:
-                        await self._send_span(handle.fileno(), part, send, more_after=more_after)
-                tasks.cancel_scope.cancel()
-        finally:
-            # A disconnect cancels the body; an unshielded awaited close would be cancelled
-            # with it and leak the descriptor.
-            with anyio.CancelScope(shield=True):
-                await handle.close()
+        async with self.source.open() as reader:
+            spans = [part for part in self.body_plan if isinstance(part, ByteRange)]
+            # The first span is opened before the headers go out (and outside the task
+            # group, which would wrap the error): bytes that are gone get a clean 404 from an
+            # object store too.
+            opened: SpanStream | None = await reader.stream(spans[0])
+            try:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
+                    await send(self._start_message())
+                    last = len(self.body_plan) - 1
+                    for index, part in enumerate(self.body_plan):
+                        more_after = index < last
+                        if isinstance(part, bytes):
+                            message = {
+                                "type": "http.response.body",
+                                "body": part,
+                                "more_body": more_after,
+                            }
+                            await send(message)
+                            continue
+                        stream, opened = opened, None
+                        await self._send_span(reader, stream, part, send, more_after=more_after)
+                    tasks.cancel_scope.cancel()
+            finally:
+                if opened is not None:
+                    with anyio.CancelScope(shield=True):
+                        await opened.aclose()
 
     def _start_message(self) -> Message:
         return {
@@ -143,16 +123,30 @@ class StoredBytesResponse(Response):
             "headers": self.raw_headers,
         }
 
-    async def _send_span(self, fd: int, span: ByteRange, send: Send, *, more_after: bool) -> None:
-        position = span.start
-        while position <= span.end:
-            wanted = min(self.budget.chunk_bytes(), span.end + 1 - position)
-            chunk = await _pread(fd, wanted, position)
-            if not chunk:
-                raise RuntimeError("a stored file is shorter than its catalog size")
-            position += len(chunk)
-            more = position <= span.end or more_after
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+    async def _send_span(
+        self,
+        reader: SpanReader,
+        stream: SpanStream | None,
+        span: ByteRange,
+        send: Send,
+        *,
+        more_after: bool,
+    ) -> None:
+        stream = stream or await reader.stream(span)
+        try:
+            remaining = span.length
+            while remaining:
+                chunk = await stream.read(min(self.budget.chunk_bytes(), remaining))
+                if not chunk:
+                    raise RuntimeError("stored bytes are shorter than their catalog size")
+                remaining -= len(chunk)
+                more = remaining > 0 or more_after
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        finally:
+            # A disconnect cancels the body: closing must still happen, or an object
+            # store would keep sending into a connection nobody reads.
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

@@ -1,8 +1,9 @@
-"""Multipart request body → partial files, hashed and counted while they are written.
+"""Multipart request body → storage uploads, hashed and counted while they are written.
 
 The body is parsed as it arrives with python-multipart's push parser; file bytes go straight
-into ``.partial/`` files in large writes, and nothing is renamed into place here: the caller
-commits the partial files once the whole request has been read (see ``app.ingest``).
+into storage uploads (a partial file, or an S3 multipart upload) in large writes, and nothing
+is committed here: the caller commits the uploads once the whole request has been read (see
+``app.ingest``).
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from app.content_types import SNIFF_BYTES, guess_content_type
 from app.errors import BadUpload, UnsupportedUpload, UploadAborted, UploadTooLarge
 from app.filenames import normalize_title, sanitize_filename
 from app.models import TITLE_MAX_CHARS
-from app.storage import LocalStorage, PartialFile
+from app.storage import Storage, UploadSink
 
 FILE_FIELD = "file"
 TITLE_FIELD = "title"
@@ -36,9 +37,9 @@ _MAX_PART_HEADER_BYTES = 64 * 1024
 
 @dataclass
 class ReceivedFile:
-    """One file of the request, complete in a partial file but not yet in storage."""
+    """One file of the request, all sent to storage but not committed yet."""
 
-    partial: PartialFile
+    upload: UploadSink
     filename: str
     content_type: str
     size: int
@@ -53,9 +54,9 @@ class ReceivedUpload:
     title: str | None = None
 
     async def discard(self) -> None:
-        """Remove every partial file of this upload."""
+        """Leave nothing behind of any file of this upload."""
         for received in self.files:
-            await received.partial.discard()
+            await received.upload.discard()
 
 
 def upload_boundary(content_type: str | None) -> bytes:
@@ -95,8 +96,8 @@ class _FileWriter:
     threads), the parser fills the other. Reusing them keeps memory flat and spares the
     allocator a fresh megabyte per write."""
 
-    def __init__(self, partial: PartialFile, filename: str) -> None:
-        self.partial = partial
+    def __init__(self, upload: UploadSink, filename: str) -> None:
+        self.upload = upload
         self.filename = filename
         self.hasher = hashlib.sha256()
         self.size = 0
@@ -129,7 +130,7 @@ class _FileWriter:
 
     async def _write_and_hash(self, view: memoryview) -> None:
         # hashlib releases the GIL on large buffers, so hashing in a thread overlaps the write.
-        await asyncio.gather(self.partial.write(view), asyncio.to_thread(self.hasher.update, view))
+        await asyncio.gather(self.upload.write(view), asyncio.to_thread(self.hasher.update, view))
 
     async def _wait_in_flight(self) -> None:
         if self._in_flight is not None:
@@ -140,9 +141,9 @@ class _FileWriter:
         if self._filled:
             await self._hand_over()
         await self._wait_in_flight()
-        # No fsync here: storage.commit fsyncs each file once, right before its rename.
+        # Not committed here: a later file of the request may still fail it.
         return ReceivedFile(
-            partial=self.partial,
+            upload=self.upload,
             filename=self.filename,
             content_type=guess_content_type(self.filename, self.head),
             size=self.size,
@@ -155,13 +156,13 @@ class _FileWriter:
             with anyio.CancelScope(shield=True):
                 await asyncio.gather(self._in_flight, return_exceptions=True)
             self._in_flight = None
-        await self.partial.discard()
+        await self.upload.discard()
 
 
 class _UploadReader:
     """Drives the push parser over the body and acts on its events in order."""
 
-    def __init__(self, storage: LocalStorage, max_upload_bytes: int) -> None:
+    def __init__(self, storage: Storage, max_upload_bytes: int) -> None:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.events: list[tuple[str, Any]] = []
@@ -234,7 +235,7 @@ class _UploadReader:
             raise BadUpload(f"The file name {raw_name!r} has no usable characters.")
         if len(self.result.files) + len(self.open_writers) >= _MAX_FILES:
             raise BadUpload(f"At most {_MAX_FILES} files can be sent at once.")
-        writer = _FileWriter(await self.storage.open_partial(), filename)
+        writer = _FileWriter(await self.storage.open_upload(), filename)
         self.open_writers.append(writer)
         part.file = writer
 
@@ -274,9 +275,9 @@ class _UploadReader:
 
 
 async def receive_upload(
-    body: AsyncIterator[bytes], boundary: bytes, storage: LocalStorage, max_upload_bytes: int
+    body: AsyncIterator[bytes], boundary: bytes, storage: Storage, max_upload_bytes: int
 ) -> ReceivedUpload:
-    """Read a multipart body into partial files; on any failure none of them is left behind.
+    """Read a multipart body into storage uploads; on any failure none is left behind.
 
     Raises ``BadUpload`` (malformed, no file), ``UploadTooLarge`` (file bytes past the limit),
     ``UploadAborted`` (the client went away) or ``InsufficientStorage`` (disk full).
@@ -302,7 +303,7 @@ async def receive_upload(
         await reader.discard()
         raise UploadAborted() from exc
     except BaseException:
-        # Also on cancellation: the partial files must not outlive the request.
+        # Also on cancellation: the uploads must not outlive the request.
         await reader.discard()
         raise
     return reader.result

@@ -11,7 +11,7 @@ from app import jobs
 from app.media_facts import MediaFactsCache
 from app.media_tools import MediaTools
 from app.processing import Processor
-from app.storage import LocalStorage
+from app.storage import Storage
 
 logger = logging.getLogger("streamport.processing")
 
@@ -27,7 +27,7 @@ class ProcessingWorker:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        storage: LocalStorage,
+        storage: Storage,
         media_facts: MediaFactsCache,
         *,
         concurrency: int,

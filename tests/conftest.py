@@ -1,5 +1,6 @@
 """Fixtures: settings in tmp_path, the app with migrations applied, an in-process client, and a
-real ``streamport serve`` on 127.0.0.1."""
+real ``streamport serve`` on 127.0.0.1; a real PostgreSQL and a real S3-compatible server for
+the runs that use them."""
 
 import os
 import signal
@@ -22,6 +23,7 @@ from app.config import Settings
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from tests.postgres_server import PostgresServer, start_postgres
+from tests.s3_server import REGION, TEST_CREDENTIALS, S3Server, bucket_contents, start_s3
 
 if TYPE_CHECKING:
     from tests.media_samples import Samples
@@ -37,18 +39,60 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Media in ``tmp_path``; the catalog in SQLite there, or in a fresh PostgreSQL database."""
-    database_url = None
-    if request.param == "postgresql":
-        server: PostgresServer = request.getfixturevalue("postgres")
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        server.create_database(name)
-        database_url = server.url(name)
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3-compatible server for the run; each test gets a bucket of its own on it."""
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    server = start_s3(free_port(), log)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in TEST_CREDENTIALS.items():
+            patch.setenv(name, value)
+        yield server
+    server.stop()
+
+
+def new_database(postgres: PostgresServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    postgres.create_database(name)
+    return postgres.url(name)
+
+
+def s3_settings(s3: S3Server, postgres: PostgresServer, media_dir: Path, **values: Any) -> Settings:
+    """A deployment's settings: the catalog in PostgreSQL, the bytes in a fresh bucket."""
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(bucket)
     return Settings(
         _env_file=None,
-        media_dir=tmp_path / "media",
+        media_dir=media_dir,
+        database_url=new_database(postgres),
+        storage="s3",
+        s3_endpoint_url=s3.endpoint_url,
+        s3_bucket=bucket,
+        s3_prefix="library/",
+        s3_region=REGION,
+        **values,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "s3"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Media in ``tmp_path``, the catalog in SQLite there; or the catalog in a fresh
+    PostgreSQL database; or that and the bytes in a fresh S3 bucket."""
+    media_dir = tmp_path / "media"
+    if request.param == "s3":
+        return s3_settings(
+            request.getfixturevalue("s3"),
+            request.getfixturevalue("postgres"),
+            media_dir,
+            max_upload_bytes=10 * 2**20,
+        )
+    database_url = None
+    if request.param == "postgresql":
+        database_url = new_database(request.getfixturevalue("postgres"))
+    return Settings(
+        _env_file=None,
+        media_dir=media_dir,
         max_upload_bytes=10 * 2**20,
         database_url=database_url,
     )
@@ -81,13 +125,18 @@ def upload(
     return media
 
 
-def stored_files(settings: Settings) -> list[Path]:
-    """Every file under the media dir except the catalog itself."""
-    return sorted(
-        p
+def stored_files(settings: Settings) -> list[str]:
+    """Everything storage holds: files under the media dir except the catalog itself (paths
+    relative to it) and, on S3, the bucket's objects and multipart uploads in flight."""
+    found = sorted(
+        str(p.relative_to(settings.media_dir))
         for p in settings.media_dir.rglob("*")
         if p.is_file() and not p.name.startswith("streamport.db")
     )
+    if settings.storage == "s3":
+        assert settings.s3_endpoint_url and settings.s3_bucket
+        found += bucket_contents(settings.s3_endpoint_url, settings.s3_bucket)
+    return found
 
 
 FINAL_STATES = frozenset({"done", "failed", "skipped"})

@@ -64,8 +64,9 @@ def _partials(settings: Settings) -> list[Path]:
 
 
 def _writing(settings: Settings) -> bool:
-    """Whether an upload's partial file exists and has bytes in it."""
-    for path in (settings.media_dir / ".partial").glob("*.part"):
+    """Whether an upload is under way: its partial file (local storage) or the marker of its
+    S3 upload exists and has bytes in it."""
+    for path in (settings.media_dir / ".partial").glob("*.*"):
         try:
             if path.stat().st_size > 0:
                 return True

@@ -1,4 +1,4 @@
-"""Local storage: partial files, commit, sweeps."""
+"""Local storage: partial files, commit, sweeps; S3 part sizes."""
 
 import os
 import time
@@ -9,30 +9,31 @@ import pytest
 
 from app.errors import InsufficientStorage
 from app.storage import LocalStorage
+from app.storage.keys import new_key
+from app.storage.s3 import MIN_PART_BYTES, part_bytes_for
 
 
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
     storage = LocalStorage(tmp_path / "media")
-    storage.prepare()
+    anyio.run(storage.prepare)
     return storage
 
 
 def test_commit_moves_bytes_into_place(storage: LocalStorage) -> None:
     async def scenario() -> str:
-        partial = await storage.open_partial()
-        await partial.write(b"hello")
-        key = storage.new_key()
-        await storage.commit(partial, key)
-        return key
+        upload = await storage.open_upload()
+        await upload.write(b"hello")
+        await upload.commit()
+        return upload.key
 
     key = anyio.run(scenario)
     assert storage.path_for(key).read_bytes() == b"hello"
-    assert list(storage.partial_dir.iterdir()) == []
+    assert list(storage.scratch.directory.iterdir()) == []
 
 
 def test_keys_are_generated_and_checked(storage: LocalStorage) -> None:
-    key = storage.new_key()
+    key = new_key()
     assert storage.path_for(key).is_relative_to(storage.objects_dir)
     for bad in ("../x", "ab/../../etc/passwd", "/etc/passwd", "ab/cd"):
         with pytest.raises(ValueError):
@@ -41,19 +42,19 @@ def test_keys_are_generated_and_checked(storage: LocalStorage) -> None:
 
 def test_sweep_spares_a_partial_that_is_still_being_written(storage: LocalStorage) -> None:
     async def scenario() -> None:
-        partial = await storage.open_partial()
+        partial = await storage.scratch.open_partial()
         await partial.write(b"in flight")
-        assert storage.sweep_partials() == []
+        assert storage.scratch.sweep_partials() == []
         assert partial.path.exists()
         await partial.close()
-        assert storage.sweep_partials() == [partial.path]
+        assert storage.scratch.sweep_partials() == [partial.path]
         assert not partial.path.exists()
 
     anyio.run(scenario)
 
 
 def test_sweep_orphans_spares_recent_files_and_catalogued_ones(storage: LocalStorage) -> None:
-    old, recent, known = storage.new_key(), storage.new_key(), storage.new_key()
+    old, recent, known = new_key(), new_key(), new_key()
     for key in (old, recent, known):
         path = storage.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,7 @@ def test_sweep_orphans_spares_recent_files_and_catalogued_ones(storage: LocalSto
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_full_disk_becomes_insufficient_storage(storage: LocalStorage) -> None:
     async def scenario() -> None:
-        partial = await storage.open_partial()
+        partial = await storage.scratch.open_partial()
         # Swap the descriptor for /dev/full, whose writes fail with ENOSPC like a full disk.
         full = os.open("/dev/full", os.O_WRONLY)
         os.dup2(full, partial._handle.fileno())
@@ -78,4 +79,13 @@ def test_full_disk_becomes_insufficient_storage(storage: LocalStorage) -> None:
         await partial.discard()
 
     anyio.run(scenario)
-    assert list(storage.partial_dir.iterdir()) == []
+    assert list(storage.scratch.directory.iterdir()) == []
+
+
+def test_s3_parts_are_8_mib_or_more_and_never_more_than_10000() -> None:
+    assert part_bytes_for(0) == MIN_PART_BYTES
+    assert part_bytes_for(10 * 2**30) == MIN_PART_BYTES
+    for total in (80 * 2**30, 100 * 2**30, 5 * 2**40):
+        part = part_bytes_for(total)
+        assert part % 2**20 == 0 and part >= MIN_PART_BYTES
+        assert -(-total // part) <= 10_000

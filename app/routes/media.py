@@ -6,10 +6,8 @@ and dependency solving would cost more than the answer itself.
 """
 
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 
-import aiofiles.os
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +22,7 @@ from app.http_semantics import (
     strong_etag,
 )
 from app.media_facts import MediaFacts, lookup_media_facts
+from app.storage import ByteSource
 from app.streaming import StoredBytesResponse
 
 # Once processing is over the bytes under an id never change again, so caches may keep them.
@@ -62,7 +61,7 @@ async def _serve_original(request: Request, disposition: str) -> Response:
     cache_control = _CACHE_FINAL if facts.bytes_final else _CACHE_REVALIDATE
     return _answer(
         request,
-        request.app.state.storage.path_for(facts.storage_key),
+        request.app.state.storage.source(facts.storage_key),
         representation,
         cache_control,
         content_disposition(disposition, facts.filename),
@@ -93,21 +92,22 @@ async def _serve_derived(
 ) -> Response:
     if key is None:
         raise MediaNotFound("This media has no such derived file (yet).")
-    path = request.app.state.storage.path_for(key)
+    state = request.app.state
     try:
-        stat = await aiofiles.os.stat(path)
+        info = await state.object_info.info(key)
     except FileNotFoundError:
         raise MediaNotFound("This derived file is gone.") from None
     # Derived files never change under their key, and their URLs carry the key: the key is
     # a strong validator, and caches may keep them for good.
     representation = Representation(
-        size=stat.st_size,
+        size=info.size,
         etag=strong_etag(key.rpartition("/")[2]),
-        last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        last_modified=info.modified_at,
         content_type=content_type,
     )
     disposition = content_disposition("inline", filename)
-    return _answer(request, path, representation, _CACHE_FINAL, disposition)
+    source = state.storage.source(key)
+    return _answer(request, source, representation, _CACHE_FINAL, disposition)
 
 
 async def _facts(request: Request) -> MediaFacts:
@@ -119,7 +119,7 @@ async def _facts(request: Request) -> MediaFacts:
 
 def _answer(
     request: Request,
-    path: Path,
+    source: ByteSource,
     representation: Representation,
     cache_control: str,
     disposition: str,
@@ -144,7 +144,7 @@ def _answer(
         headers["Content-Disposition"] = disposition
         headers.update(_CONTENT_SAFETY)
     return StoredBytesResponse(
-        path,
+        source,
         status_code=decision.status,
         headers=headers,
         body=decision.body,

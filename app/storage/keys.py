@@ -1,0 +1,24 @@
+"""Storage keys: generated, never user input, the same shape on every backend."""
+
+import re
+import secrets
+
+_KEY = re.compile(r"[a-z0-9]{2}/[a-z0-9]{8,64}")
+
+
+def new_key() -> str:
+    """A fresh, unguessable storage key."""
+    token = secrets.token_hex(16)
+    return f"{token[:2]}/{token}"
+
+
+def is_key(candidate: str) -> bool:
+    """Whether ``candidate`` has the shape of a generated key."""
+    return _KEY.fullmatch(candidate) is not None
+
+
+def check_key(key: str) -> str:
+    """``key`` itself; refuses anything that is not a generated key."""
+    if not is_key(key):
+        raise ValueError(f"not a storage key: {key!r}")
+    return key

@@ -1,0 +1,210 @@
+"""Stored bytes as files under the media directory: ``objects/<2 chars>/<key>``."""
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+import anyio
+
+from app.byte_ranges import ByteRange
+from app.storage.base import CatalogKeys, ObjectInfo
+from app.storage.keys import check_key, is_key, new_key
+from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
+
+logger = logging.getLogger("streamport")
+
+# Bytes renamed into place are recorded within a second; an hour leaves room for any
+# process, however slow, that is about to record them.
+ORPHAN_MIN_AGE_SECONDS = 3600
+
+# Positional reads need no seek and no shared file position: one executor hop per chunk.
+_pread = aiofiles.os.wrap(os.pread)
+
+
+class LocalUpload:
+    """An upload written into a locked partial file, renamed into place on commit."""
+
+    def __init__(self, storage: "LocalStorage", partial: PartialFile) -> None:
+        self.key = new_key()
+        self.partial = partial
+        self._storage = storage
+
+    async def write(self, data: bytes | memoryview) -> None:
+        await self.partial.write(data)
+
+    async def commit(self) -> None:
+        await self._storage.move_into_place(self.partial, self.key)
+
+    async def discard(self) -> None:
+        await self.partial.discard()
+
+
+class _FileSpan:
+    def __init__(self, fd: int, span: ByteRange) -> None:
+        self._fd = fd
+        self._position = span.start
+        self._end = span.end + 1
+
+    async def read(self, max_bytes: int) -> bytes:
+        wanted = min(max_bytes, self._end - self._position)
+        if wanted <= 0:
+            return b""
+        chunk = await _pread(self._fd, wanted, self._position)
+        if not chunk:
+            raise RuntimeError("a stored file is shorter than its catalog size")
+        self._position += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        pass  # the file belongs to the reader
+
+
+class _FileReader:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def stream(self, span: ByteRange) -> _FileSpan:
+        return _FileSpan(self._fd, span)
+
+
+class _FileSource:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def read_spans(self, spans: Sequence[ByteRange]) -> list[bytes]:
+        # Open, read, close in one executor hop: most range requests are small.
+        return await anyio.to_thread.run_sync(_read_spans, self.path, spans)
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[_FileReader]:
+        handle = await aiofiles.open(self.path, "rb", buffering=0)
+        try:
+            yield _FileReader(handle.fileno())
+        finally:
+            # A disconnect cancels the body; an unshielded awaited close would be cancelled
+            # with it and leak the descriptor.
+            with anyio.CancelScope(shield=True):
+                await handle.close()
+
+
+def _read_spans(path: Path, spans: Sequence[ByteRange]) -> list[bytes]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return [_pread_exactly(fd, span) for span in spans]
+    finally:
+        os.close(fd)
+
+
+def _pread_exactly(fd: int, span: ByteRange) -> bytes:
+    data = os.pread(fd, span.length, span.start)
+    if len(data) != span.length:
+        raise RuntimeError("a stored file is shorter than its catalog size")
+    return data
+
+
+class LocalStorage:
+    """Stored bytes as files under ``media_dir``; keys are generated, never user input."""
+
+    def __init__(self, media_dir: Path) -> None:
+        self.media_dir = media_dir
+        self.objects_dir = media_dir / "objects"
+        self.scratch = ScratchDir(media_dir / ".partial")
+
+    async def prepare(self) -> None:
+        await anyio.to_thread.run_sync(self._make_dirs)
+
+    def _make_dirs(self) -> None:
+        self.objects_dir.mkdir(parents=True, exist_ok=True)
+        self.scratch.prepare()
+
+    async def close(self) -> None:
+        pass
+
+    def path_for(self, key: str) -> Path:
+        """The file holding ``key``'s bytes; refuses anything that is not a generated key."""
+        return self.objects_dir / check_key(key)
+
+    async def open_upload(self) -> LocalUpload:
+        return LocalUpload(self, await self.scratch.open_partial())
+
+    async def store_scratch(self, partial: PartialFile) -> str:
+        key = new_key()
+        try:
+            await self.move_into_place(partial, key)
+        except BaseException:
+            await partial.discard()
+            raise
+        return key
+
+    async def move_into_place(self, partial: PartialFile, key: str) -> None:
+        """Durably rename a complete partial file to ``key``'s place."""
+        await partial.sync()
+        target = self.path_for(key)
+        try:
+            await aiofiles.os.makedirs(target.parent, exist_ok=True)
+            await aiofiles.os.replace(partial.path, target)
+            await anyio.to_thread.run_sync(fsync_dir, target.parent)
+        except OSError as exc:
+            raise_storage_error(exc)
+        finally:
+            await partial.close()
+
+    def source(self, key: str) -> _FileSource:
+        return _FileSource(self.path_for(key))
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        # The stored file itself: nobody writes to stored bytes, and a delete only unlinks.
+        yield self.path_for(key)
+
+    async def info(self, key: str) -> ObjectInfo:
+        stat = await aiofiles.os.stat(self.path_for(key))
+        return ObjectInfo(stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    async def delete(self, key: str) -> None:
+        try:
+            await aiofiles.os.remove(self.path_for(key))
+        except FileNotFoundError:
+            pass
+
+    async def sweep(self, catalog_keys: CatalogKeys) -> None:
+        partials = await anyio.to_thread.run_sync(self.scratch.sweep_partials)
+        if partials:
+            logger.info("Removed %d partial file(s) left by an interrupted server", len(partials))
+        known = await catalog_keys()
+        orphans = await anyio.to_thread.run_sync(self.sweep_orphans, known, ORPHAN_MIN_AGE_SECONDS)
+        if orphans:
+            logger.info("Removed %d stored file(s) that no catalog row points at", len(orphans))
+
+    def stored_keys(self) -> Iterable[str]:
+        """Every key that has bytes on disk."""
+        for path in self.objects_dir.glob("*/*"):
+            key = f"{path.parent.name}/{path.name}"
+            if is_key(key):
+                yield key
+
+    def sweep_orphans(self, catalog_keys: set[str], min_age_seconds: float) -> list[str]:
+        """Remove stored bytes no catalog row points at (a crash between rename and insert).
+
+        Only files older than ``min_age_seconds`` go, so an upload that another process has
+        just renamed into place, and is about to record, is left alone.
+        """
+        removed = []
+        cutoff = time.time() - min_age_seconds
+        for key in self.stored_keys():
+            if key in catalog_keys:
+                continue
+            path = self.path_for(key)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(key)
+            except FileNotFoundError:
+                continue
+        return removed

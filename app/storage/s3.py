@@ -1,0 +1,431 @@
+"""Stored bytes as objects in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2).
+
+Uploads stream into multipart uploads, one part in flight while the next fills; reads are
+ranged ``GetObject`` calls streamed within the response's lifetime. A locked marker file in the
+local scratch directory names each multipart upload in flight, so a server killed mid-upload
+aborts its leftovers at the next start, as local partial files are swept.
+"""
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.byte_ranges import ByteRange
+from app.config import Settings
+from app.errors import StorageUnavailable
+from app.storage.base import CatalogKeys, ObjectInfo
+from app.storage.keys import check_key, is_key, new_key
+from app.storage.scratch import PartialFile, ScratchDir
+
+logger = logging.getLogger("streamport")
+
+MIN_PART_BYTES = 8 * 2**20
+_MAX_PARTS = 10_000
+_MARKER_SUFFIX = ".s3upload"
+_COPY_CHUNK_BYTES = 2**20
+# Objects are recorded in the catalog right after CompleteMultipartUpload. An object with no
+# row must be older than this, and still have no row a minute after it was listed, to go:
+# Last-Modified of a multipart object may be when its upload began, long before it completed.
+ORPHAN_MIN_AGE_SECONDS = 3600
+ORPHAN_RECHECK_SECONDS = 60
+# Multipart uploads whose marker is lost with its node (the node never came back) are aborted
+# once they are this old; a live upload of 100 GiB at 1 MB/s would still fit.
+STALE_UPLOAD_SECONDS = 2 * 24 * 3600
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def part_bytes_for(total_bytes: int) -> int:
+    """A part size of 8 MiB or more, whole MiB, so ``total_bytes`` fits in 10,000 parts."""
+    needed = math.ceil(total_bytes / _MAX_PARTS)
+    return max(MIN_PART_BYTES, math.ceil(needed / 2**20) * 2**20)
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code")) in _MISSING
+
+
+class S3Upload:
+    """New bytes streamed into S3: one ``PutObject`` if they fit in a part, otherwise a
+    multipart upload with one part in flight while the next one fills."""
+
+    def __init__(self, storage: "S3Storage", marker: PartialFile, part_bytes: int) -> None:
+        self.key = new_key()
+        self._storage = storage
+        self._marker = marker
+        self._part_bytes = part_bytes
+        self._buffers = (bytearray(part_bytes), bytearray(part_bytes))
+        self._active = 0
+        self._filled = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._in_flight: asyncio.Future[None] | None = None
+
+    @property
+    def _name(self) -> str:
+        return self._storage.object_name(self.key)
+
+    async def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            buffer = self._buffers[self._active]
+            taken = min(len(view), self._part_bytes - self._filled)
+            buffer[self._filled : self._filled + taken] = view[:taken]
+            self._filled += taken
+            view = view[taken:]
+            if self._filled == self._part_bytes:
+                await self._send_part()
+
+    async def _send_part(self) -> None:
+        await self._wait_in_flight()
+        client = self._storage.client
+        if self._upload_id is None:
+            created = await _call(
+                client.create_multipart_upload(Bucket=self._storage.bucket, Key=self._name)
+            )
+            self._upload_id = created["UploadId"]
+        body = bytes(memoryview(self._buffers[self._active])[: self._filled])
+        number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
+        self._in_flight = asyncio.ensure_future(self._upload_part(number, body))
+        self._active ^= 1
+        self._filled = 0
+
+    async def _upload_part(self, number: int, body: bytes) -> None:
+        answer = await _call(
+            self._storage.client.upload_part(
+                Bucket=self._storage.bucket,
+                Key=self._name,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+        )
+        self._parts[number - 1]["ETag"] = answer["ETag"]
+
+    async def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+
+    async def commit(self) -> None:
+        try:
+            client, bucket = self._storage.client, self._storage.bucket
+            if self._upload_id is None:
+                body = bytes(memoryview(self._buffers[self._active])[: self._filled])
+                await _call(client.put_object(Bucket=bucket, Key=self._name, Body=body))
+            else:
+                if self._filled:
+                    await self._send_part()
+                await self._wait_in_flight()
+                await _call(
+                    client.complete_multipart_upload(
+                        Bucket=bucket,
+                        Key=self._name,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": self._parts},
+                    )
+                )
+                self._upload_id = None
+        except BaseException:
+            await self.discard()
+            raise
+        await self._marker.discard()
+
+    async def discard(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self._in_flight is not None:
+                # A part being sent cannot be unsent: let it end, then abort the whole upload.
+                await asyncio.gather(self._in_flight, return_exceptions=True)
+                self._in_flight = None
+            if self._upload_id is not None:
+                try:
+                    await self._storage.abort_upload(self._name, self._upload_id)
+                except (ClientError, BotoCoreError, StorageUnavailable) as exc:
+                    # The marker stays unlocked when this process ends: the next start aborts it.
+                    logger.warning("could not abort multipart upload of %s: %s", self.key, exc)
+                    await self._marker.close()
+                    return
+                self._upload_id = None
+            await self._marker.discard()
+
+
+class _ObjectSpan:
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    async def read(self, max_bytes: int) -> bytes:
+        return await _call(self._body.read(max_bytes))
+
+    async def aclose(self) -> None:
+        # Closes the connection under a body not read to its end, so S3 stops sending.
+        self._body.close()
+
+
+class _ObjectReader:
+    def __init__(self, storage: "S3Storage", key: str) -> None:
+        self._storage = storage
+        self._key = key
+
+    async def stream(self, span: ByteRange) -> _ObjectSpan:
+        return _ObjectSpan(await self._storage.get_range(self._key, span))
+
+
+class _ObjectSource:
+    def __init__(self, storage: "S3Storage", key: str) -> None:
+        self._storage = storage
+        self._key = key
+
+    async def read_spans(self, spans: Sequence[ByteRange]) -> list[bytes]:
+        pieces = []
+        for span in spans:
+            body = await self._storage.get_range(self._key, span)
+            try:
+                data = await _call(body.read())
+            finally:
+                body.close()
+            if len(data) != span.length:
+                raise RuntimeError("a stored object is shorter than its catalog size")
+            pieces.append(data)
+        return pieces
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[_ObjectReader]:
+        yield _ObjectReader(self._storage, self._key)
+
+
+class S3Storage:
+    """Stored bytes as objects named ``<prefix><key>`` in one bucket."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.s3_bucket:
+            raise ValueError("STREAMPORT_S3_BUCKET is required with STREAMPORT_STORAGE=s3")
+        self.bucket = settings.s3_bucket
+        prefix = settings.s3_prefix.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.endpoint_url = settings.s3_endpoint_url
+        self.region = settings.s3_region
+        self.upload_part_bytes = part_bytes_for(settings.max_upload_bytes)
+        self.scratch = ScratchDir(settings.media_dir / ".partial")
+        self._exit_stack = AsyncExitStack()
+        self._client: Any = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore S3 client (after ``prepare``)."""
+        if self._client is None:
+            raise RuntimeError("S3Storage.prepare() has not run")
+        return self._client
+
+    def object_name(self, key: str) -> str:
+        """The object name of a storage key."""
+        return self.prefix + check_key(key)
+
+    async def prepare(self) -> None:
+        await anyio.to_thread.run_sync(self.scratch.prepare)
+        config = AioConfig(
+            max_pool_connections=64,
+            connect_timeout=10,
+            read_timeout=60,
+            retries={"mode": "standard", "max_attempts": 5},
+            # Path-style URLs work with every S3-compatible server; virtual hosts need DNS.
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+            # Checksums only where S3 requires them: the sha256 of every upload is computed
+            # on the way in anyway, and CRC-ing every part again would cost CPU per byte.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = get_session()
+        self._client = await self._exit_stack.enter_async_context(
+            session.create_client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
+            )
+        )
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            await self.close()
+            raise StorageUnavailable(
+                f"The bucket {self.bucket!r} at {self.endpoint_url or 'AWS'} cannot be used: {exc}"
+            ) from exc
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        self._background.clear()
+        await self._exit_stack.aclose()
+        self._client = None
+
+    async def open_upload(self, part_bytes: int | None = None) -> S3Upload:
+        marker = await self.scratch.open_partial(_MARKER_SUFFIX)
+        upload = S3Upload(self, marker, part_bytes or self.upload_part_bytes)
+        try:
+            await marker.write(upload.key.encode())
+        except BaseException:
+            await marker.discard()
+            raise
+        return upload
+
+    async def store_scratch(self, partial: PartialFile) -> str:
+        try:
+            size = (await anyio.Path(partial.path).stat()).st_size
+            upload = await self.open_upload(part_bytes_for(size))
+            try:
+                async with aiofiles.open(partial.path, "rb") as source:
+                    while chunk := await source.read(upload._part_bytes):
+                        await upload.write(chunk)
+                await upload.commit()
+            except BaseException:
+                await upload.discard()
+                raise
+            return upload.key
+        finally:
+            await partial.discard()
+
+    def source(self, key: str) -> _ObjectSource:
+        return _ObjectSource(self, check_key(key))
+
+    async def get_range(self, key: str, span: ByteRange | None) -> Any:
+        """The open body of one (ranged) ``GetObject``; the caller closes it."""
+        ranged = {"Range": f"bytes={span.start}-{span.end}"} if span else {}
+        try:
+            answer = await self.client.get_object(
+                Bucket=self.bucket, Key=self.object_name(key), **ranged
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(key) from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return answer["Body"]
+
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        partial = await self.scratch.open_partial()
+        try:
+            body = await self.get_range(key, None)
+            try:
+                while chunk := await _call(body.read(_COPY_CHUNK_BYTES)):
+                    await partial.write(chunk)
+            finally:
+                body.close()
+            await partial.close()
+            yield partial.path
+        finally:
+            await partial.discard()
+
+    async def info(self, key: str) -> ObjectInfo:
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(key) from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return ObjectInfo(head["ContentLength"], head["LastModified"])
+
+    async def delete(self, key: str) -> None:
+        await _call(self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key)))
+
+    async def abort_upload(self, name: str, upload_id: str) -> None:
+        """Abort one multipart upload, dropping its parts; already gone is fine."""
+        try:
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=name, UploadId=upload_id
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+
+    async def uploads_in_flight(self, prefix: str) -> list[dict[str, Any]]:
+        """Every multipart upload under ``prefix`` that is neither completed nor aborted."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        found = []
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found.extend(page.get("Uploads", []))
+        return found
+
+    async def sweep(self, catalog_keys: CatalogKeys) -> None:
+        partials = await anyio.to_thread.run_sync(self.scratch.sweep_partials)
+        if partials:
+            logger.info("Removed %d scratch file(s) left by an interrupted server", len(partials))
+        aborted = await self._abort_abandoned_uploads()
+        aborted += await self._abort_stale_uploads()
+        if aborted:
+            logger.info("Aborted %d multipart upload(s) left by an interrupted server", aborted)
+        candidates = await self._orphan_candidates(await catalog_keys())
+        if candidates:
+            task = asyncio.ensure_future(self._delete_orphans(candidates, catalog_keys))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _abort_abandoned_uploads(self) -> int:
+        aborted = 0
+        abandoned = await anyio.to_thread.run_sync(
+            lambda: list(self.scratch.abandoned(_MARKER_SUFFIX))
+        )
+        for path, content in abandoned:
+            key = content.decode(errors="replace").strip()
+            if is_key(key):
+                name = self.object_name(key)
+                for upload in await self.uploads_in_flight(name):
+                    if upload["Key"] == name:
+                        await self.abort_upload(name, upload["UploadId"])
+                        aborted += 1
+            path.unlink(missing_ok=True)
+        return aborted
+
+    async def _abort_stale_uploads(self) -> int:
+        cutoff = datetime.now(UTC) - timedelta(seconds=STALE_UPLOAD_SECONDS)
+        aborted = 0
+        for upload in await self.uploads_in_flight(self.prefix):
+            if upload["Initiated"] < cutoff:
+                await self.abort_upload(upload["Key"], upload["UploadId"])
+                aborted += 1
+        return aborted
+
+    async def _orphan_candidates(self, known: set[str]) -> list[str]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=ORPHAN_MIN_AGE_SECONDS)
+        candidates = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                if is_key(key) and key not in known and item["LastModified"] < cutoff:
+                    candidates.append(key)
+        return candidates
+
+    async def _delete_orphans(self, candidates: list[str], catalog_keys: CatalogKeys) -> None:
+        await asyncio.sleep(ORPHAN_RECHECK_SECONDS)
+        known = await catalog_keys()
+        orphans = [key for key in candidates if key not in known]
+        for key in orphans:
+            await self.delete(key)
+        if orphans:
+            logger.info("Removed %d stored object(s) that no catalog row points at", len(orphans))
+
+
+async def _call(awaitable: Any) -> Any:
+    """Await an S3 call; failures of the service become ``StorageUnavailable``."""
+    try:
+        return await awaitable
+    except (ClientError, BotoCoreError) as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: Exception) -> StorageUnavailable:
+    logger.error("S3 request failed: %s", exc)
+    return StorageUnavailable()

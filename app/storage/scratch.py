@@ -1,0 +1,153 @@
+"""Local scratch files under ``<media_dir>/.partial``: uploads in flight on local storage,
+ffmpeg's inputs and outputs, and the markers of S3 multipart uploads in flight.
+
+Each scratch file is locked (``flock``) by the process using it, so a start-up sweep can tell
+a file in use by another worker from one left behind by a crash.
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+import anyio
+from aiofiles.threadpool.binary import AsyncFileIO
+
+from app.errors import InsufficientStorage
+
+PARTIAL_SUFFIX = ".part"
+_CREATING_SUFFIX = ".creating"
+
+
+def raise_storage_error(exc: OSError) -> None:
+    """Re-raise ``exc``; a full disk or quota becomes ``InsufficientStorage`` (507)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise InsufficientStorage() from exc
+    raise exc
+
+
+class PartialFile:
+    """A locked scratch file being written."""
+
+    def __init__(self, path: Path, handle: AsyncFileIO) -> None:
+        self.path = path
+        self._handle = handle
+        self._closed = False
+
+    async def write(self, data: bytes | memoryview) -> None:
+        """Append all of ``data``; a full disk becomes ``InsufficientStorage``."""
+        view = memoryview(data)
+        try:
+            while view:
+                # Unbuffered writes may be short (a signal, a nearly full disk).
+                written = await self._handle.write(view)
+                view = view[written:]
+        except OSError as exc:
+            raise_storage_error(exc)
+
+    async def sync(self) -> None:
+        """Flush and fsync, so the bytes survive a power loss once renamed into place."""
+        try:
+            await self._handle.flush()
+            await anyio.to_thread.run_sync(os.fsync, self._handle.fileno())
+        except OSError as exc:
+            raise_storage_error(exc)
+
+    async def close(self) -> None:
+        """Close the handle (releasing the lock); safe to call twice, even when cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._handle.close()
+            except OSError:
+                # Buffered bytes that cannot be flushed (full disk) are discarded along with
+                # the file itself; the caller has already failed.
+                pass
+
+    async def discard(self) -> None:
+        """Close and remove the file."""
+        await self.close()
+        with anyio.CancelScope(shield=True):
+            try:
+                await aiofiles.os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+
+class ScratchDir:
+    """The directory of locked scratch files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def prepare(self) -> None:
+        """Create the directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    async def open_partial(self, suffix: str = PARTIAL_SUFFIX) -> PartialFile:
+        """Start a new scratch file, locked by this process for as long as it is open.
+
+        It is created under a name the sweep leaves alone and renamed once locked: another
+        worker starting up must never find an unlocked file that is in use.
+        """
+        token = secrets.token_hex(16)
+        creating = self.directory / f"{token}{_CREATING_SUFFIX}"
+        path = self.directory / f"{token}{suffix}"
+        try:
+            handle = await aiofiles.open(creating, "xb", buffering=0)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            await aiofiles.os.rename(creating, path)
+        except OSError as exc:
+            raise_storage_error(exc)
+        return PartialFile(path, handle)
+
+    def sweep_partials(self) -> list[Path]:
+        """Remove scratch files whose process is gone (a crash or kill); returns what went."""
+        removed = []
+        # A file still being created is renamed within microseconds; one that has kept its
+        # creating name for a minute belongs to a process that died right then.
+        cutoff = time.time() - 60
+        for path in self.directory.glob(f"*{_CREATING_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+        for path, _ in self.abandoned(PARTIAL_SUFFIX):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    def abandoned(self, suffix: str) -> Iterator[tuple[Path, bytes]]:
+        """Each ``*suffix`` file no live process holds, with its content, locked while the
+        caller handles it; the caller removes it."""
+        for path in self.directory.glob(f"*{suffix}"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live process holds it
+            try:
+                yield path, os.pread(fd, 4096, 0)
+            finally:
+                os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
