@@ -57,6 +57,15 @@ def bucket_contents(endpoint_url: str, bucket: str) -> list[str]:
 class S3Server:
     process: subprocess.Popen[bytes]
     port: int
+    log_path: Path  # one access-log line per request
+
+    def requests_for(self, fragment: str) -> list[str]:
+        """The access-log lines of requests whose line contains ``fragment``."""
+        return [
+            line
+            for line in self.log_path.read_text().splitlines()
+            if fragment in line and "HTTP/1.1" in line
+        ]
 
     @property
     def endpoint_url(self) -> str:
@@ -84,7 +93,7 @@ def start_s3(port: int, log_path: Path) -> S3Server:
             stderr=subprocess.STDOUT,
             env={**os.environ, **TEST_CREDENTIALS},
         )
-    server = S3Server(process, port)
+    server = S3Server(process, port, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

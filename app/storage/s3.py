@@ -3,7 +3,10 @@
 Uploads stream into multipart uploads, one part in flight while the next fills; reads are
 ranged ``GetObject`` calls streamed within the response's lifetime. A locked marker file in the
 local scratch directory names each multipart upload in flight, so a server killed mid-upload
-aborts its leftovers at the next start, as local partial files are swept.
+aborts its leftovers at the next start, as local partial files are swept. (Uploads of a node
+that never comes back are left to the bucket's lifecycle rule ``AbortIncompleteMultipartUpload``;
+see README's deployment section. Start times of uploads are not to be trusted for this: not every
+S3-compatible server reports them.)
 """
 
 import asyncio
@@ -39,9 +42,6 @@ _COPY_CHUNK_BYTES = 2**20
 # Last-Modified of a multipart object may be when its upload began, long before it completed.
 ORPHAN_MIN_AGE_SECONDS = 3600
 ORPHAN_RECHECK_SECONDS = 60
-# Multipart uploads whose marker is lost with its node (the node never came back) are aborted
-# once they are this old; a live upload of 100 GiB at 1 MB/s would still fit.
-STALE_UPLOAD_SECONDS = 2 * 24 * 3600
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -363,7 +363,6 @@ class S3Storage:
         if partials:
             logger.info("Removed %d scratch file(s) left by an interrupted server", len(partials))
         aborted = await self._abort_abandoned_uploads()
-        aborted += await self._abort_stale_uploads()
         if aborted:
             logger.info("Aborted %d multipart upload(s) left by an interrupted server", aborted)
         candidates = await self._orphan_candidates(await catalog_keys())
@@ -386,15 +385,6 @@ class S3Storage:
                         await self.abort_upload(name, upload["UploadId"])
                         aborted += 1
             path.unlink(missing_ok=True)
-        return aborted
-
-    async def _abort_stale_uploads(self) -> int:
-        cutoff = datetime.now(UTC) - timedelta(seconds=STALE_UPLOAD_SECONDS)
-        aborted = 0
-        for upload in await self.uploads_in_flight(self.prefix):
-            if upload["Initiated"] < cutoff:
-                await self.abort_upload(upload["Key"], upload["UploadId"])
-                aborted += 1
         return aborted
 
     async def _orphan_candidates(self, known: set[str]) -> list[str]:
