@@ -27,4 +27,7 @@ echo "== bench.downloads =="
 echo
 echo "== bench.processing --uploads $repeat =="
 "$python" -m bench.processing --uploads "$repeat" "${tmp_args[@]}" || status=1
+echo
+echo "== bench.s3 --repeat 3 =="
+"$python" -m bench.s3 --repeat 3 "${tmp_args[@]}" || status=1
 exit "$status"

@@ -8,6 +8,7 @@ a file in use by another worker from one left behind by a crash.
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import secrets
 import time
@@ -101,12 +102,13 @@ class ScratchDir:
         token = secrets.token_hex(16)
         creating = self.directory / f"{token}{_CREATING_SUFFIX}"
         path = self.directory / f"{token}{suffix}"
+        # In one synchronous step (a local open, lock and rename take microseconds): an await
+        # in between could be cancelled after the thread opened the file, leaking it.
         try:
-            handle = await aiofiles.open(creating, "xb", buffering=0)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            await aiofiles.os.rename(creating, path)
+            raw = _create_locked(creating, path)
         except OSError as exc:
             raise_storage_error(exc)
+        handle = AsyncFileIO(raw, loop=None, executor=None)
         return PartialFile(path, handle)
 
     def sweep_partials(self) -> list[Path]:
@@ -142,6 +144,18 @@ class ScratchDir:
                 yield path, os.pread(fd, 4096, 0)
             finally:
                 os.close(fd)
+
+
+def _create_locked(creating: Path, path: Path) -> io.FileIO:
+    raw = io.FileIO(creating, "xb")
+    try:
+        fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(creating, path)
+    except BaseException:
+        raw.close()
+        creating.unlink(missing_ok=True)
+        raise
+    return raw
 
 
 def fsync_dir(directory: Path) -> None:
