@@ -93,6 +93,14 @@ class Bench:
             self.workdir / "s3-media", self.size + 64 * MiB, self.workdir / "s3.log", s3_env
         )
         self.servers.append(self.on_s3)
+        # The first transfers load parts of the S3 client's service model and warm caches:
+        # keep them out of the runs (and out of the memory figures).
+        warm = self.workdir / "warm-up.bin"
+        make_random_file(warm, 20 * MiB)
+        for label, server in (("local", self.local), ("s3", self.on_s3)):
+            self._streamport_round(label, server, warm, record=False)
+        self._direct_round(warm, record=False)
+        warm.unlink()
 
     def stop(self) -> None:
         for server in self.servers:
@@ -100,46 +108,54 @@ class Bench:
         if self.s3 is not None:
             self.s3.stop()
 
-    def _record(self, name: str, seconds: float) -> None:
+    def _record(self, name: str, seconds: float, sampler: RssSampler | None = None) -> None:
         self.runs.setdefault(name, []).append(mb_per_s(self.size, seconds))
+        if sampler is not None:
+            self.memory.setdefault(name, []).append(_rss(sampler))
 
-    def _streamport_round(self, label: str, server: Server) -> None:
+    def _streamport_round(
+        self, label: str, server: Server, path: Path, *, record: bool = True
+    ) -> None:
+        size = path.stat().st_size
         with RssSampler(server.pid) as sampler:
-            status, seconds = curl_upload(self.source, f"{server.base_url}/api/media")
+            status, seconds = curl_upload(path, f"{server.base_url}/api/media")
         if status != 201:
             raise RuntimeError(f"{label} upload answered {status}:\n{server.log_tail()}")
-        self._record(f"{label}_upload", seconds)
-        self.memory.setdefault(f"{label}_upload", []).append(_rss(sampler))
+        if record:
+            self._record(f"{label}_upload", seconds, sampler)
         with httpx2.Client(base_url=server.base_url, timeout=60) as client:
             [item] = client.get("/api/media").json()["items"]
             with RssSampler(server.pid) as sampler:
-                status, size, seconds = curl_download(f"{server.base_url}{item['download_url']}")
-            if status != 200 or size != self.size:
-                raise RuntimeError(f"{label} download: {status}, {size} bytes")
-            self._record(f"{label}_download", seconds)
-            self.memory.setdefault(f"{label}_download", []).append(_rss(sampler))
+                status, got, seconds = curl_download(f"{server.base_url}{item['download_url']}")
+            if status != 200 or got != size:
+                raise RuntimeError(f"{label} download: {status}, {got} bytes")
+            if record:
+                self._record(f"{label}_download", seconds, sampler)
             client.delete(f"/api/media/{item['id']}").raise_for_status()
 
-    def _direct_round(self) -> None:
+    def _direct_round(self, path: Path, *, record: bool = True) -> None:
         assert self.s3 is not None
         client = s3_client(self.s3.endpoint_url)
         key = f"direct/{uuid.uuid4().hex}"
         params = {"Bucket": self.bucket, "Key": key}
         put_url = client.generate_presigned_url("put_object", Params=params, ExpiresIn=3600)
-        self._record("direct_upload", _curl_put(self.source, put_url))
+        seconds = _curl_put(path, put_url)
+        if record:
+            self._record("direct_upload", seconds)
         get_url = client.generate_presigned_url("get_object", Params=params, ExpiresIn=3600)
-        status, size, seconds = curl_download(get_url)
-        if status != 200 or size != self.size:
-            raise RuntimeError(f"presigned GET: {status}, {size} bytes")
-        self._record("direct_download", seconds)
+        status, got, seconds = curl_download(get_url)
+        if status != 200 or got != path.stat().st_size:
+            raise RuntimeError(f"presigned GET: {status}, {got} bytes")
+        if record:
+            self._record("direct_download", seconds)
         client.delete_object(**params)
 
     def run(self) -> None:
         for round_number in range(1, self.args.repeat + 1):
             print(f"round {round_number}/{self.args.repeat}", flush=True)
-            self._streamport_round("local", self.local)
-            self._streamport_round("s3", self.on_s3)
-            self._direct_round()
+            self._streamport_round("local", self.local, self.source)
+            self._streamport_round("s3", self.on_s3, self.source)
+            self._direct_round(self.source)
 
 
 def _rss(sampler: RssSampler) -> dict[str, Any]:

@@ -63,10 +63,10 @@ class S3Upload:
         self.key = new_key()
         self._storage = storage
         self._marker = marker
-        self._part_bytes = part_bytes
-        self._buffers = (bytearray(part_bytes), bytearray(part_bytes))
-        self._active = 0
-        self._filled = 0
+        self.part_bytes = part_bytes
+        # Grows as bytes come (a small file never holds a whole part's worth of memory) and
+        # is handed to the part upload as it is, without a copy, once full.
+        self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: asyncio.Future[None] | None = None
@@ -78,12 +78,10 @@ class S3Upload:
     async def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
-            buffer = self._buffers[self._active]
-            taken = min(len(view), self._part_bytes - self._filled)
-            buffer[self._filled : self._filled + taken] = view[:taken]
-            self._filled += taken
+            taken = min(len(view), self.part_bytes - len(self._buffer))
+            self._buffer += view[:taken]
             view = view[taken:]
-            if self._filled == self._part_bytes:
+            if len(self._buffer) == self.part_bytes:
                 await self._send_part()
 
     async def _send_part(self) -> None:
@@ -94,14 +92,12 @@ class S3Upload:
                 client.create_multipart_upload(Bucket=self._storage.bucket, Key=self._name)
             )
             self._upload_id = created["UploadId"]
-        body = bytes(memoryview(self._buffers[self._active])[: self._filled])
+        body, self._buffer = self._buffer, bytearray()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
         self._in_flight = asyncio.ensure_future(self._upload_part(number, body))
-        self._active ^= 1
-        self._filled = 0
 
-    async def _upload_part(self, number: int, body: bytes) -> None:
+    async def _upload_part(self, number: int, body: bytearray) -> None:
         answer = await _call(
             self._storage.client.upload_part(
                 Bucket=self._storage.bucket,
@@ -122,10 +118,9 @@ class S3Upload:
         try:
             client, bucket = self._storage.client, self._storage.bucket
             if self._upload_id is None:
-                body = bytes(memoryview(self._buffers[self._active])[: self._filled])
-                await _call(client.put_object(Bucket=bucket, Key=self._name, Body=body))
+                await _call(client.put_object(Bucket=bucket, Key=self._name, Body=self._buffer))
             else:
-                if self._filled:
+                if self._buffer:
                     await self._send_part()
                 await self._wait_in_flight()
                 await _call(
@@ -283,7 +278,7 @@ class S3Storage:
             upload = await self.open_upload(part_bytes_for(size))
             try:
                 async with aiofiles.open(partial.path, "rb") as source:
-                    while chunk := await source.read(upload._part_bytes):
+                    while chunk := await source.read(upload.part_bytes):
                         await upload.write(chunk)
                 await upload.commit()
             except BaseException:
