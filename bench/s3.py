@@ -6,7 +6,11 @@ processing off). Round by round, interleaved, the same random file (1 GiB by def
 
 * uploaded with ``curl -F file=@PATH`` to each Streamport and downloaded again with ``curl``;
 * sent straight to the S3 server with ``curl -T`` to a presigned PUT URL and fetched back from a
-  presigned GET URL: the reference, what the S3 server itself manages with the same client.
+  presigned GET URL: what the S3 server manages with the same client in one request;
+* sent straight to the S3 server as a multipart upload by boto3 (8 MiB parts, two in flight:
+  the operations Streamport makes) and fetched back by boto3 in 8 MiB ranges, two at a time.
+
+The references say what Streamport's streaming costs on top of the object store.
 
 The S3 Streamport's RSS is sampled during its transfers: a multipart upload holds two 8 MiB
 parts, a download a chunk or two, whatever the file size.
@@ -20,11 +24,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx2
+from boto3.s3.transfer import TransferConfig
 
 from bench.common import (
     MiB,
@@ -100,6 +106,7 @@ class Bench:
         for label, server in (("local", self.local), ("s3", self.on_s3)):
             self._streamport_round(label, server, warm, record=False)
         self._direct_round(warm, record=False)
+        self._boto3_round(warm, record=False)
         warm.unlink()
 
     def stop(self) -> None:
@@ -133,6 +140,28 @@ class Bench:
                 self._record(f"{label}_download", seconds, sampler)
             client.delete(f"/api/media/{item['id']}").raise_for_status()
 
+    def _boto3_round(self, path: Path, *, record: bool = True) -> None:
+        assert self.s3 is not None
+        client = s3_client(self.s3.endpoint_url)
+        key = f"direct/{uuid.uuid4().hex}"
+        config = TransferConfig(
+            multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=2
+        )
+        started = time.monotonic()
+        client.upload_file(str(path), self.bucket, key, Config=config)
+        if record:
+            self._record("boto3_upload", time.monotonic() - started)
+        target = self.workdir / "boto3-download.bin"
+        started = time.monotonic()
+        client.download_file(self.bucket, key, str(target), Config=config)
+        seconds = time.monotonic() - started
+        if target.stat().st_size != path.stat().st_size:
+            raise RuntimeError("boto3 downloaded a different size")
+        target.unlink()
+        if record:
+            self._record("boto3_download", seconds)
+        client.delete_object(Bucket=self.bucket, Key=key)
+
     def _direct_round(self, path: Path, *, record: bool = True) -> None:
         assert self.s3 is not None
         client = s3_client(self.s3.endpoint_url)
@@ -156,6 +185,7 @@ class Bench:
             self._streamport_round("local", self.local, self.source)
             self._streamport_round("s3", self.on_s3, self.source)
             self._direct_round(self.source)
+            self._boto3_round(self.source)
 
 
 def _rss(sampler: RssSampler) -> dict[str, Any]:
@@ -174,16 +204,30 @@ def report(bench: Bench) -> dict[str, Any]:
         local = medians[f"local_{direction}"]
         on_s3 = medians[f"s3_{direction}"]
         direct = medians[f"direct_{direction}"]
+        boto3 = medians[f"boto3_{direction}"]
         growth = max(entry["growth_mib"] for entry in bench.memory[f"s3_{direction}"])
-        rows.append([direction, local, on_s3, direct, f"{on_s3 / direct:.2f}", growth])
+        rows.append(
+            [
+                direction,
+                local,
+                on_s3,
+                direct,
+                boto3,
+                f"{on_s3 / direct:.2f}",
+                f"{on_s3 / boto3:.2f}",
+                growth,
+            ]
+        )
     print(
         table(
             [
                 "1 GiB" if bench.size == 1024 * MiB else f"{bench.size // MiB} MiB",
                 "Streamport local MB/s",
                 "Streamport S3 MB/s",
-                "curl ↔ S3 direct MB/s",
-                "S3 / direct",
+                "S3 direct, curl MB/s",
+                "S3 direct, boto3 8 MiB parts MB/s",
+                "S3 / curl",
+                "S3 / boto3",
                 "S3 server RSS growth MiB (max)",
             ],
             rows,
