@@ -1,6 +1,6 @@
 """Stored bytes as objects in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2).
 
-Uploads stream into multipart uploads, one part in flight while the next fills; reads are
+Uploads stream into multipart uploads, two parts in flight while the next fills; reads are
 ranged ``GetObject`` calls streamed within the response's lifetime. A locked marker file in the
 local scratch directory names each multipart upload in flight, so a server killed mid-upload
 aborts its leftovers at the next start, as local partial files are swept. (Uploads of a node
@@ -34,6 +34,7 @@ from app.storage.scratch import PartialFile, ScratchDir
 logger = logging.getLogger("streamport")
 
 MIN_PART_BYTES = 8 * 2**20
+PARTS_IN_FLIGHT = 2
 _MAX_PARTS = 10_000
 _MARKER_SUFFIX = ".s3upload"
 _COPY_CHUNK_BYTES = 2**20
@@ -57,7 +58,7 @@ def _is_missing(exc: ClientError) -> bool:
 
 class S3Upload:
     """New bytes streamed into S3: one ``PutObject`` if they fit in a part, otherwise a
-    multipart upload with one part in flight while the next one fills."""
+    multipart upload with up to two parts in flight while the next one fills."""
 
     def __init__(self, storage: "S3Storage", marker: PartialFile, part_bytes: int) -> None:
         self.key = new_key()
@@ -69,7 +70,7 @@ class S3Upload:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._in_flight: asyncio.Future[None] | None = None
+        self._in_flight: list[asyncio.Future[None]] = []
 
     @property
     def _name(self) -> str:
@@ -85,7 +86,10 @@ class S3Upload:
                 await self._send_part()
 
     async def _send_part(self) -> None:
-        await self._wait_in_flight()
+        # Two parts in flight keep the link busy while the store digests a part; a third
+        # waits, so an upload holds at most three parts' worth of memory.
+        while len(self._in_flight) >= PARTS_IN_FLIGHT:
+            await self._in_flight.pop(0)
         client = self._storage.client
         if self._upload_id is None:
             created = await _call(
@@ -95,7 +99,7 @@ class S3Upload:
         body, self._buffer = self._buffer, bytearray()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        self._in_flight = asyncio.ensure_future(self._upload_part(number, body))
+        self._in_flight.append(asyncio.ensure_future(self._upload_part(number, body)))
 
     async def _upload_part(self, number: int, body: bytearray) -> None:
         answer = await _call(
@@ -110,9 +114,8 @@ class S3Upload:
         self._parts[number - 1]["ETag"] = answer["ETag"]
 
     async def _wait_in_flight(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            await in_flight
+        while self._in_flight:
+            await self._in_flight.pop(0)
 
     async def commit(self) -> None:
         try:
@@ -139,10 +142,10 @@ class S3Upload:
 
     async def discard(self) -> None:
         with anyio.CancelScope(shield=True):
-            if self._in_flight is not None:
+            if self._in_flight:
                 # A part being sent cannot be unsent: let it end, then abort the whole upload.
-                await asyncio.gather(self._in_flight, return_exceptions=True)
-                self._in_flight = None
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+                self._in_flight.clear()
             if self._upload_id is not None:
                 try:
                     await self._storage.abort_upload(self._name, self._upload_id)
