@@ -35,6 +35,9 @@ logger = logging.getLogger("streamport")
 
 MIN_PART_BYTES = 8 * 2**20
 PARTS_IN_FLIGHT = 2
+# Parts being sent by all uploads of one process together: past this, uploads wait (and so
+# do their clients, through TCP), so memory grows by one filling part per upload, no more.
+PROCESS_PARTS_IN_FLIGHT = 8
 _MAX_PARTS = 10_000
 _MARKER_SUFFIX = ".s3upload"
 _COPY_CHUNK_BYTES = 2**20
@@ -90,6 +93,14 @@ class S3Upload:
         # waits, so an upload holds at most three parts' worth of memory.
         while len(self._in_flight) >= PARTS_IN_FLIGHT:
             await self._in_flight.pop(0)
+        await self._storage.parts_in_flight.acquire()
+        try:
+            await self._start_part()
+        except BaseException:
+            self._storage.parts_in_flight.release()
+            raise
+
+    async def _start_part(self) -> None:
         client = self._storage.client
         if self._upload_id is None:
             created = await _call(
@@ -102,15 +113,18 @@ class S3Upload:
         self._in_flight.append(asyncio.ensure_future(self._upload_part(number, body)))
 
     async def _upload_part(self, number: int, body: bytearray) -> None:
-        answer = await _call(
-            self._storage.client.upload_part(
-                Bucket=self._storage.bucket,
-                Key=self._name,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,
+        try:
+            answer = await _call(
+                self._storage.client.upload_part(
+                    Bucket=self._storage.bucket,
+                    Key=self._name,
+                    UploadId=self._upload_id,
+                    PartNumber=number,
+                    Body=body,
+                )
             )
-        )
+        finally:
+            self._storage.parts_in_flight.release()
         self._parts[number - 1]["ETag"] = answer["ETag"]
 
     async def _wait_in_flight(self) -> None:
@@ -218,6 +232,7 @@ class S3Storage:
         self._exit_stack = AsyncExitStack()
         self._client: Any = None
         self._background: set[asyncio.Task[None]] = set()
+        self.parts_in_flight = asyncio.Semaphore(PROCESS_PARTS_IN_FLIGHT)
 
     @property
     def client(self) -> Any:
