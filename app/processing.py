@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jobs
 from app.content_types import media_kind
-from app.errors import StorageUnavailable
+from app.errors import StreamportError
 from app.media_facts import MediaFactsCache
 from app.media_tools import MediaTools, ToolFailed
 from app.models import Media
@@ -69,7 +69,7 @@ class Processor:
             state, error = "failed", str(exc)
         except OSError as exc:
             state, error = "failed", f"{type(exc).__name__}: {exc.strerror or exc}"
-        except StorageUnavailable as exc:
+        except StreamportError as exc:  # storage unavailable, scratch disk full
             state, error = "failed", exc.detail
         async with self.sessionmaker() as session:
             await jobs.finish(session, job.id, self.worker, state, error)

@@ -1,6 +1,7 @@
 """A throwaway S3-compatible server for the tests: moto's standalone server on 127.0.0.1."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ TEST_CREDENTIALS = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 REGION = "us-east-1"
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def s3_client(endpoint_url: str) -> Any:
@@ -60,12 +62,10 @@ class S3Server:
     log_path: Path  # one access-log line per request
 
     def requests_for(self, fragment: str) -> list[str]:
-        """The access-log lines of requests whose line contains ``fragment``."""
-        return [
-            line
-            for line in self.log_path.read_text().splitlines()
-            if fragment in line and "HTTP/1.1" in line
-        ]
+        """The access-log lines of requests whose line contains ``fragment``, without the
+        colours werkzeug adds when it thinks a terminal is reading."""
+        plain = _ANSI_ESCAPE.sub("", self.log_path.read_text())
+        return [line for line in plain.splitlines() if fragment in line and "HTTP/1.1" in line]
 
     @property
     def endpoint_url(self) -> str:

@@ -35,7 +35,8 @@ def test_commit_moves_bytes_into_place(storage: LocalStorage) -> None:
 def test_keys_are_generated_and_checked(storage: LocalStorage) -> None:
     key = new_key()
     assert storage.path_for(key).is_relative_to(storage.objects_dir)
-    for bad in ("../x", "ab/../../etc/passwd", "/etc/passwd", "ab/cd"):
+    wrong_folder = "00/" + key.partition("/")[2].replace(key[:2], "ff", 1)
+    for bad in ("../x", "ab/../../etc/passwd", "/etc/passwd", "ab/cd", "ab/report01", wrong_folder):
         with pytest.raises(ValueError):
             storage.path_for(bad)
 

@@ -75,8 +75,9 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release what ``prepare`` acquired."""
 
-    async def open_upload(self) -> UploadSink:
-        """Start storing new bytes under a fresh key."""
+    async def open_upload(self, size_hint: int | None = None) -> UploadSink:
+        """Start storing new bytes under a fresh key; ``size_hint``, when the size is known
+        beforehand, lets the backend size its pieces (S3 parts) for it."""
 
     async def store_scratch(self, partial: PartialFile) -> str:
         """Store a complete scratch file under a fresh key and return the key; the scratch

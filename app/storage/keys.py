@@ -3,7 +3,9 @@
 import re
 import secrets
 
-_KEY = re.compile(r"[a-z0-9]{2}/[a-z0-9]{8,64}")
+# Exactly what new_key makes: a 32-hex-digit token under a folder named by its first two
+# digits. Nothing else matches, so a sweep never takes another application's objects.
+_KEY = re.compile(r"([0-9a-f]{2})/\1[0-9a-f]{30}")
 
 
 def new_key() -> str:

@@ -130,7 +130,7 @@ class LocalStorage:
         """The file holding ``key``'s bytes; refuses anything that is not a generated key."""
         return self.objects_dir / check_key(key)
 
-    async def open_upload(self) -> LocalUpload:
+    async def open_upload(self, size_hint: int | None = None) -> LocalUpload:
         return LocalUpload(self, await self.scratch.open_partial())
 
     async def store_scratch(self, partial: PartialFile) -> str:
@@ -149,6 +149,9 @@ class LocalStorage:
         try:
             await aiofiles.os.makedirs(target.parent, exist_ok=True)
             await aiofiles.os.replace(partial.path, target)
+            # The mtime says when the bytes were stored, not last written: the orphan sweep
+            # spares young files, and a file of a long multi-file upload was written long ago.
+            await anyio.to_thread.run_sync(os.utime, target)
             await anyio.to_thread.run_sync(fsync_dir, target.parent)
         except OSError as exc:
             raise_storage_error(exc)

@@ -10,6 +10,7 @@ S3-compatible server reports them.)
 """
 
 import asyncio
+import io
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles
+import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -42,10 +44,10 @@ _MAX_PARTS = 10_000
 _MARKER_SUFFIX = ".s3upload"
 _COPY_CHUNK_BYTES = 2**20
 # Objects are recorded in the catalog right after CompleteMultipartUpload. An object with no
-# row must be older than this, and still have no row a minute after it was listed, to go:
+# row must be older than this, and still have no row ten minutes after it was listed, to go:
 # Last-Modified of a multipart object may be when its upload began, long before it completed.
 ORPHAN_MIN_AGE_SECONDS = 3600
-ORPHAN_RECHECK_SECONDS = 60
+ORPHAN_RECHECK_SECONDS = 600
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -74,6 +76,8 @@ class S3Upload:
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: list[asyncio.Future[None]] = []
+        self._created = False
+        self._committed = False
 
     @property
     def _name(self) -> str:
@@ -103,28 +107,32 @@ class S3Upload:
     async def _start_part(self) -> None:
         client = self._storage.client
         if self._upload_id is None:
+            # Cancelled while S3 creates it, the upload would exist without its id: discard
+            # then looks it up by name.
+            self._created = True
             created = await _call(
                 client.create_multipart_upload(Bucket=self._storage.bucket, Key=self._name)
             )
             self._upload_id = created["UploadId"]
-        body, self._buffer = self._buffer, bytearray()
+        body = _payload(self._buffer)
+        self._buffer = bytearray()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        self._in_flight.append(asyncio.ensure_future(self._upload_part(number, body)))
+        task = asyncio.ensure_future(self._upload_part(number, body))
+        # Released when the task ends however it ends, even cancelled before it ever ran.
+        task.add_done_callback(lambda _: self._storage.parts_in_flight.release())
+        self._in_flight.append(task)
 
-    async def _upload_part(self, number: int, body: bytearray) -> None:
-        try:
-            answer = await _call(
-                self._storage.client.upload_part(
-                    Bucket=self._storage.bucket,
-                    Key=self._name,
-                    UploadId=self._upload_id,
-                    PartNumber=number,
-                    Body=body,
-                )
+    async def _upload_part(self, number: int, body: io.BytesIO) -> None:
+        answer = await _call(
+            self._storage.client.upload_part(
+                Bucket=self._storage.bucket,
+                Key=self._name,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
             )
-        finally:
-            self._storage.parts_in_flight.release()
+        )
         self._parts[number - 1]["ETag"] = answer["ETag"]
 
     async def _wait_in_flight(self) -> None:
@@ -135,7 +143,9 @@ class S3Upload:
         try:
             client, bucket = self._storage.client, self._storage.bucket
             if self._upload_id is None:
-                await _call(client.put_object(Bucket=bucket, Key=self._name, Body=self._buffer))
+                body = _payload(self._buffer)
+                self._buffer = bytearray()
+                await _call(client.put_object(Bucket=bucket, Key=self._name, Body=body))
             else:
                 if self._buffer:
                     await self._send_part()
@@ -152,6 +162,7 @@ class S3Upload:
         except BaseException:
             await self.discard()
             raise
+        self._committed = True
         await self._marker.discard()
 
     async def discard(self) -> None:
@@ -160,16 +171,26 @@ class S3Upload:
                 # A part being sent cannot be unsent: let it end, then abort the whole upload.
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
                 self._in_flight.clear()
-            if self._upload_id is not None:
+            if self._created and not self._committed:
                 try:
-                    await self._storage.abort_upload(self._name, self._upload_id)
-                except (ClientError, BotoCoreError, StorageUnavailable) as exc:
+                    if self._upload_id is not None:
+                        await self._storage.abort_upload(self._name, self._upload_id)
+                    else:
+                        await self._storage.abort_uploads_of(self._name)
+                except (ClientError, BotoCoreError, StorageUnavailable, aiohttp.ClientError) as exc:
                     # The marker stays unlocked when this process ends: the next start aborts it.
                     logger.warning("could not abort multipart upload of %s: %s", self.key, exc)
                     await self._marker.close()
                     return
+                self._created = False
                 self._upload_id = None
             await self._marker.discard()
+
+
+def _payload(buffer: bytearray) -> io.BytesIO:
+    # A file-like body: aiohttp sends it in pieces (a large bytes body would be written in
+    # one go), and botocore can rewind it to retry or to hash it for the signature.
+    return io.BytesIO(buffer)
 
 
 class _ObjectSpan:
@@ -280,9 +301,10 @@ class S3Storage:
         await self._exit_stack.aclose()
         self._client = None
 
-    async def open_upload(self, part_bytes: int | None = None) -> S3Upload:
+    async def open_upload(self, size_hint: int | None = None) -> S3Upload:
+        part_bytes = part_bytes_for(size_hint) if size_hint else self.upload_part_bytes
         marker = await self.scratch.open_partial(_MARKER_SUFFIX)
-        upload = S3Upload(self, marker, part_bytes or self.upload_part_bytes)
+        upload = S3Upload(self, marker, part_bytes)
         try:
             await marker.write(upload.key.encode())
         except BaseException:
@@ -293,7 +315,7 @@ class S3Storage:
     async def store_scratch(self, partial: PartialFile) -> str:
         try:
             size = (await anyio.Path(partial.path).stat()).st_size
-            upload = await self.open_upload(part_bytes_for(size))
+            upload = await self.open_upload(size)
             try:
                 async with aiofiles.open(partial.path, "rb") as source:
                     while chunk := await source.read(upload.part_bytes):
@@ -334,7 +356,8 @@ class S3Storage:
                     await partial.write(chunk)
             finally:
                 body.close()
-            await partial.close()
+            # Kept open (and locked) while tools read it: a start-up sweep of another worker
+            # removes unlocked scratch files.
             yield partial.path
         finally:
             await partial.discard()
@@ -363,6 +386,15 @@ class S3Storage:
             if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
                 raise
 
+    async def abort_uploads_of(self, name: str) -> int:
+        """Abort every multipart upload of the object ``name``; returns how many."""
+        aborted = 0
+        for upload in await self.uploads_in_flight(name):
+            if upload["Key"] == name:
+                await self.abort_upload(name, upload["UploadId"])
+                aborted += 1
+        return aborted
+
     async def uploads_in_flight(self, prefix: str) -> list[dict[str, Any]]:
         """Every multipart upload under ``prefix`` that is neither completed nor aborted."""
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -378,7 +410,11 @@ class S3Storage:
         aborted = await self._abort_abandoned_uploads()
         if aborted:
             logger.info("Aborted %d multipart upload(s) left by an interrupted server", aborted)
-        candidates = await self._orphan_candidates(await catalog_keys())
+        try:
+            candidates = await self._orphan_candidates(await catalog_keys())
+        except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
+            logger.warning("could not list the bucket for orphaned objects: %s", exc)
+            return
         if candidates:
             task = asyncio.ensure_future(self._delete_orphans(candidates, catalog_keys))
             self._background.add(task)
@@ -392,11 +428,12 @@ class S3Storage:
         for path, content in abandoned:
             key = content.decode(errors="replace").strip()
             if is_key(key):
-                name = self.object_name(key)
-                for upload in await self.uploads_in_flight(name):
-                    if upload["Key"] == name:
-                        await self.abort_upload(name, upload["UploadId"])
-                        aborted += 1
+                try:
+                    aborted += await self.abort_uploads_of(self.object_name(key))
+                except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
+                    # Left for the next start (or the bucket's lifecycle rule).
+                    logger.warning("could not abort the upload of %s: %s", key, exc)
+                    continue
             path.unlink(missing_ok=True)
         return aborted
 
@@ -413,10 +450,14 @@ class S3Storage:
 
     async def _delete_orphans(self, candidates: list[str], catalog_keys: CatalogKeys) -> None:
         await asyncio.sleep(ORPHAN_RECHECK_SECONDS)
-        known = await catalog_keys()
-        orphans = [key for key in candidates if key not in known]
-        for key in orphans:
-            await self.delete(key)
+        try:
+            known = await catalog_keys()
+            orphans = [key for key in candidates if key not in known]
+            for key in orphans:
+                await self.delete(key)
+        except Exception:  # a background clean-up: the next start tries again
+            logger.exception("removing orphaned objects failed")
+            return
         if orphans:
             logger.info("Removed %d stored object(s) that no catalog row points at", len(orphans))
 
@@ -425,7 +466,8 @@ async def _call(awaitable: Any) -> Any:
     """Await an S3 call; failures of the service become ``StorageUnavailable``."""
     try:
         return await awaitable
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
+        # aiohttp's errors cover a body cut off mid-read, which botocore does not wrap.
         raise _unavailable(exc) from exc
 
 
