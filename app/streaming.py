@@ -5,6 +5,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import anyio
+import anyio.lowlevel
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -142,6 +143,9 @@ class StoredBytesResponse(Response):
                 remaining -= len(chunk)
                 more = remaining > 0 or more_after
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                # Neither a read of bytes an S3 stream already holds nor a send to a client
+                # that is gone has to suspend: yield, so the disconnect watcher gets to run.
+                await anyio.lowlevel.checkpoint()
         finally:
             # A disconnect cancels the body: closing must still happen, or an object
             # store would keep sending into a connection nobody reads.
