@@ -18,12 +18,11 @@ import pytest
 from app.config import Settings
 from tests.conftest import REPO_ROOT, LiveServer, free_port, s3_settings, start_server
 from tests.postgres_server import PostgresServer
+from tests.raw_uploads import CONTENT_TYPE, MIB, streamed_body
 from tests.s3_server import S3Server
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 EXAMPLE = REPO_ROOT / "deploy" / "nginx.conf"
-MIB = 2**20
-BOUNDARY = "streamportnginxboundary"
 
 
 def _adapted_example(listen_port: int, upstream_ports: list[int]) -> str:
@@ -107,17 +106,6 @@ def nginx(nodes: list[LiveServer], tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def _streamed_form(data: bytes, piece_bytes: int = MIB) -> Iterator[bytes]:
-    yield (
-        f"--{BOUNDARY}\r\n"
-        'Content-Disposition: form-data; name="file"; filename="through-nginx.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    for start in range(0, len(data), piece_bytes):
-        yield data[start : start + piece_bytes]
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
 def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     nginx: str, nodes: list[LiveServer]
 ) -> None:
@@ -125,8 +113,10 @@ def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     with httpx2.Client(base_url=nginx, timeout=60) as client:
         response = client.post(
             "/api/media",
-            content=_streamed_form(data),
-            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+            content=streamed_body(
+                "through-nginx.bin", (data[i : i + MIB] for i in range(0, len(data), MIB))
+            ),
+            headers={"Content-Type": CONTENT_TYPE},
         )
         assert response.status_code == 201, response.text
         media = response.json()["items"][0]
@@ -155,7 +145,7 @@ def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(
             f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Type: {CONTENT_TYPE}\r\n"
             f"Content-Length: {200 * MIB}\r\n\r\n".encode()
         )
         answer = b""

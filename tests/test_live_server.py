@@ -4,8 +4,7 @@ import hashlib
 import os
 import signal
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -13,37 +12,7 @@ import psutil
 
 from app.config import Settings
 from tests.conftest import LiveServer, start_server, stored_files
-
-BOUNDARY = "streamporttestboundary"
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def _part_head(filename: str) -> bytes:
-    return (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-
-
-def _part_tail() -> bytes:
-    return f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def _request_head(port: int, content_length: int) -> bytes:
-    return (
-        f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        f"Content-Length: {content_length}\r\n\r\n"
-    ).encode()
+from tests.raw_uploads import CONTENT_TYPE, part_head, part_tail, request_head, wait_for
 
 
 def _descriptors(process: psutil.Process, port: int) -> int:
@@ -81,16 +50,16 @@ def test_large_upload_streams_through_and_downloads_identically(live_server: Liv
     expected = hashlib.sha256(chunk * count).hexdigest()
 
     def body() -> Iterator[bytes]:
-        yield _part_head("big.bin")
+        yield part_head("big.bin")
         for _ in range(count):
             yield chunk
-        yield _part_tail()
+        yield part_tail()
 
     with live_server.client() as client:
         response = client.post(
             "/api/media",
             content=body(),
-            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+            headers={"Content-Type": CONTENT_TYPE},
         )
         assert response.status_code == 201, response.text
         [media] = response.json()["items"]
@@ -106,13 +75,13 @@ def test_large_upload_streams_through_and_downloads_identically(live_server: Liv
 
 def test_upload_cut_off_midway_leaves_no_file_and_no_row(live_server: LiveServer) -> None:
     settings = live_server.settings
-    head = _part_head("cut.bin")
-    declared = len(head) + 4 * 2**20 + len(_part_tail())
+    head = part_head("cut.bin")
+    declared = len(head) + 4 * 2**20 + len(part_tail())
     with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
-        sock.sendall(_request_head(live_server.port, declared) + head)
+        sock.sendall(request_head(live_server.port, declared) + head)
         sock.sendall(os.urandom(2 * 2**20))
-        assert _wait_for(lambda: _writing(settings))
-    assert _wait_for(lambda: _partials(settings) == [])
+        assert wait_for(lambda: _writing(settings))
+    assert wait_for(lambda: _partials(settings) == [])
     assert stored_files(settings) == []
     assert _catalog_total(live_server) == 0
 
@@ -120,7 +89,7 @@ def test_upload_cut_off_midway_leaves_no_file_and_no_row(live_server: LiveServer
 def test_declared_length_over_the_limit_is_refused_at_once(live_server: LiveServer) -> None:
     limit = live_server.settings.max_upload_bytes
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        sock.sendall(_request_head(live_server.port, limit * 3))
+        sock.sendall(request_head(live_server.port, limit * 3))
         answer = b""
         while b"}" not in answer and (piece := sock.recv(65536)):
             answer += piece
@@ -132,23 +101,23 @@ def test_streamed_upload_over_the_limit_is_413_and_leaves_nothing(live_server: L
     limit = live_server.settings.max_upload_bytes
 
     def body() -> Iterator[bytes]:  # chunked: no Content-Length to refuse early
-        yield _part_head("too-big.bin")
+        yield part_head("too-big.bin")
         for _ in range(limit // 2**20 + 2):
             yield bytes(2**20)
-        yield _part_tail()
+        yield part_tail()
 
     with live_server.client() as client:
         try:
             response = client.post(
                 "/api/media",
                 content=body(),
-                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+                headers={"Content-Type": CONTENT_TYPE},
             )
         except httpx2.TransportError:
             response = None  # the server may close before the client finishes sending
         if response is not None:
             assert response.status_code == 413
-    assert _wait_for(lambda: _partials(live_server.settings) == [])
+    assert wait_for(lambda: _partials(live_server.settings) == [])
     assert stored_files(live_server.settings) == []
     assert _catalog_total(live_server) == 0
 
@@ -158,11 +127,11 @@ def test_partial_upload_of_a_killed_server_is_removed_at_start_up(
 ) -> None:
     server = start_server(settings, tmp_path / "first.log")
     try:
-        head = _part_head("killed.bin")
+        head = part_head("killed.bin")
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(_request_head(server.port, len(head) + 10 * 2**20) + head)
+            sock.sendall(request_head(server.port, len(head) + 10 * 2**20) + head)
             sock.sendall(os.urandom(2**20 + 5))
-            assert _wait_for(lambda: _writing(settings))
+            assert wait_for(lambda: _writing(settings))
             server.stop(signal.SIGKILL)
     finally:
         server.stop()
@@ -207,7 +176,7 @@ def _cut_off_downloads(live_server: LiveServer, size: int) -> None:
     def stored_file_open() -> bool:
         return any("/objects/" in f.path for f in process.open_files())
 
-    assert _wait_for(lambda: not stored_file_open())
-    assert _wait_for(lambda: _descriptors(process, live_server.port) <= baseline_fds)
+    assert wait_for(lambda: not stored_file_open())
+    assert wait_for(lambda: _descriptors(process, live_server.port) <= baseline_fds)
     # A sender that missed the disconnect would read every file to its end.
     assert process.io_counters().read_chars - read_before < clients * size / 4

@@ -6,13 +6,11 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -29,35 +27,8 @@ from tests.conftest import (
 )
 from tests.media_samples import Samples, moov_before_mdat
 from tests.postgres_server import PostgresServer
+from tests.raw_uploads import MIB, open_upload, wait_for
 from tests.s3_server import S3Server, object_names, s3_client, uploads_in_flight
-
-BOUNDARY = "streamports3boundary"
-MIB = 2**20
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def _part_head(filename: str) -> bytes:
-    return (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-
-
-def _request_head(port: int, content_length: int) -> bytes:
-    return (
-        f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        f"Content-Length: {content_length}\r\n\r\n"
-    ).encode()
 
 
 def _in_flight(settings: Settings) -> list[str]:
@@ -169,7 +140,7 @@ def test_head_and_304_make_no_s3_call(
             assert cached.status_code == 304
         # One real read, to see that reads do show in the server's log.
         assert client.get(media["stream_url"], headers={"Range": "bytes=0-9"}).status_code == 206
-    assert _wait_for(lambda: len(s3.requests_for(name)) > before)
+    assert wait_for(lambda: len(s3.requests_for(name)) > before)
     time.sleep(0.2)
     made = s3.requests_for(name)[before:]
     assert len(made) == 1 and made[0].split('"')[1].startswith("GET "), made
@@ -177,39 +148,10 @@ def test_head_and_304_make_no_s3_call(
 
 def test_upload_cut_off_after_a_part_aborts_the_multipart_upload(node: LiveServer) -> None:
     settings = node.settings
-    head = _part_head("cut.bin")
-    with socket.create_connection(("127.0.0.1", node.port)) as sock:
-        sock.sendall(_request_head(node.port, len(head) + 40 * MIB) + head)
-        for _ in range(12):
-            sock.sendall(os.urandom(MIB))
-        assert _wait_for(lambda: _in_flight(settings) != [])
-    assert _wait_for(lambda: _in_flight(settings) == [])
-    assert _wait_for(lambda: _markers(settings) == [])
-    assert stored_files(settings) == []
-    assert _catalog_total(node) == 0
-
-
-def test_upload_over_the_limit_aborts_the_multipart_upload(node: LiveServer) -> None:
-    settings = node.settings
-
-    def body() -> Iterator[bytes]:  # chunked: only the streamed bytes can tell
-        yield _part_head("too-big.bin")
-        for _ in range(settings.max_upload_bytes // MIB + 4):
-            yield os.urandom(MIB)
-        yield f"\r\n--{BOUNDARY}--\r\n".encode()
-
-    with node.client() as client:
-        try:
-            response = client.post(
-                "/api/media",
-                content=body(),
-                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
-            )
-        except httpx2.TransportError:
-            response = None  # the server may close before the client finishes sending
-    if response is not None:
-        assert response.status_code == 413
-    assert _wait_for(lambda: _in_flight(settings) == [] and _markers(settings) == [])
+    with open_upload(node.port, "cut.bin", 40 * MIB, 12 * MIB):
+        assert wait_for(lambda: _in_flight(settings) != [])
+    assert wait_for(lambda: _in_flight(settings) == [])
+    assert wait_for(lambda: _markers(settings) == [])
     assert stored_files(settings) == []
     assert _catalog_total(node) == 0
 
@@ -219,12 +161,8 @@ def test_multipart_upload_of_a_killed_server_is_aborted_at_start_up(
 ) -> None:
     server = start_server(deployment, tmp_path / "first.log")
     try:
-        head = _part_head("killed.bin")
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(_request_head(server.port, len(head) + 40 * MIB) + head)
-            for _ in range(12):
-                sock.sendall(os.urandom(MIB))
-            assert _wait_for(lambda: _in_flight(deployment) != [])
+        with open_upload(server.port, "killed.bin", 40 * MIB, 12 * MIB):
+            assert wait_for(lambda: _in_flight(deployment) != [])
             server.stop(signal.SIGKILL)
     finally:
         server.stop()
@@ -274,7 +212,7 @@ def test_two_nodes_share_catalog_and_bucket(
         # Each video: its bytes, a poster and a thumbnail; the image: bytes and a thumbnail.
         # The bytes the faststart remux replaced are gone once their grace period ends.
         expected = 4 * 3 + 2
-        assert _wait_for(lambda: len(_objects(deployment)) == expected, seconds=30)
+        assert wait_for(lambda: len(_objects(deployment)) == expected, seconds=30)
         with nodes[1].client() as client:
             for media in finished:
                 assert client.delete(f"/api/media/{media['id']}").status_code == 204

@@ -334,16 +334,9 @@ class S3Storage:
     async def get_range(self, key: str, span: ByteRange | None) -> Any:
         """The open body of one (ranged) ``GetObject``; the caller closes it."""
         ranged = {"Range": f"bytes={span.start}-{span.end}"} if span else {}
-        try:
-            answer = await self.client.get_object(
-                Bucket=self.bucket, Key=self.object_name(key), **ranged
-            )
-        except ClientError as exc:
-            if _is_missing(exc):
-                raise FileNotFoundError(key) from exc
-            raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
+        answer = await _call_for(
+            key, self.client.get_object(Bucket=self.bucket, Key=self.object_name(key), **ranged)
+        )
         return answer["Body"]
 
     @asynccontextmanager
@@ -363,14 +356,9 @@ class S3Storage:
             await partial.discard()
 
     async def info(self, key: str) -> ObjectInfo:
-        try:
-            head = await self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
-        except ClientError as exc:
-            if _is_missing(exc):
-                raise FileNotFoundError(key) from exc
-            raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
+        head = await _call_for(
+            key, self.client.head_object(Bucket=self.bucket, Key=self.object_name(key))
+        )
         return ObjectInfo(head["ContentLength"], head["LastModified"])
 
     async def delete(self, key: str) -> None:
@@ -468,6 +456,18 @@ async def _call(awaitable: Any) -> Any:
         return await awaitable
     except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
         # aiohttp's errors cover a body cut off mid-read, which botocore does not wrap.
+        raise _unavailable(exc) from exc
+
+
+async def _call_for(key: str, awaitable: Any) -> Any:
+    """Like ``_call``, for a call about one key: its absence becomes ``FileNotFoundError``."""
+    try:
+        return await awaitable
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise FileNotFoundError(key) from exc
+        raise _unavailable(exc) from exc
+    except (BotoCoreError, aiohttp.ClientError) as exc:
         raise _unavailable(exc) from exc
 
 
