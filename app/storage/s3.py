@@ -70,8 +70,8 @@ class S3Upload:
         self._storage = storage
         self._marker = marker
         self.part_bytes = part_bytes
-        # Grows as bytes come (a small file never holds a whole part's worth of memory) and
-        # is handed to the part upload as it is, without a copy, once full.
+        # Grows as bytes come (a small file never holds a whole part's worth of memory);
+        # once full it is copied into the part's body and started afresh.
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
