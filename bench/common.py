@@ -12,13 +12,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 import psutil
@@ -483,3 +484,27 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}-{stamp}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+class RunsServers(Protocol):
+    """A benchmark that starts servers and stops them again."""
+
+    servers: list[Server]
+
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def servers_stopped_after(bench: RunsServers, workdir: Path, keep: bool) -> Iterator[None]:
+    """Around a benchmark's run: on a failure, print its servers' log tails; then always stop
+    them, and remove ``workdir`` unless ``keep``."""
+    try:
+        yield
+    except BaseException:
+        for server in bench.servers:
+            print(f"{server.name} log tail:\n{server.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        bench.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)

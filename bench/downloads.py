@@ -52,6 +52,7 @@ from bench.common import (
     mb_per_s,
     mib,
     require_free_space,
+    servers_stopped_after,
     size_label,
     spawn,
     spread,
@@ -775,7 +776,7 @@ def main() -> int:
     workdir = make_workdir(args.tmp_dir, "streamport-bench-downloads-")
     size = args.size_mib * MiB
     bench = Bench(args, workdir)
-    try:
+    with servers_stopped_after(bench, workdir, args.keep):
         require_free_space(workdir, 2 * size + 512 * MiB)
         env = environment(workdir)
         fs = env["filesystem"]
@@ -790,14 +791,6 @@ def main() -> int:
         )
         bench.start()
         bench.measure()
-    except BaseException:
-        for server in bench.servers:
-            print(f"{server.name} log tail:\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        bench.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     summary = summarize(bench.runs)
     verdicts = targets(summary, args)

@@ -20,10 +20,8 @@ Run from the repository root: ``python3 -m bench.s3 [--repeat 3] [--size-mib 102
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +40,7 @@ from bench.common import (
     mb_per_s,
     mib,
     require_free_space,
+    servers_stopped_after,
     start_streamport,
     table,
     write_results,
@@ -238,19 +237,12 @@ def main() -> None:
     # The file, its local copy, and moto's copy (moto keeps objects in temporary files).
     require_free_space(workdir, 4 * args.size_mib * MiB)
     bench = Bench(args, workdir)
-    try:
+    with servers_stopped_after(bench, workdir, args.keep):
+        env = environment(workdir)
         bench.start()
         bench.run()
-    except BaseException:
-        for server in bench.servers:
-            print(f"{server.name} log tail:\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        bench.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     results = report(bench)
-    results["environment"] = environment(workdir)
+    results["environment"] = env
     results["args"] = {k: str(v) for k, v in vars(args).items()} | {"workdir": str(workdir)}
     print(f"results: {write_results('s3', results)}")
 

@@ -18,7 +18,6 @@ Run from the repository root: ``python3 -m bench.upload_speed [--repeat 5] [--si
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from bench.common import (
     mb_per_s,
     minor_faults,
     require_free_space,
+    servers_stopped_after,
     settle,
     spread,
     start_reference,
@@ -404,7 +404,7 @@ def main() -> int:
     workdir = make_workdir(args.tmp_dir, "streamport-bench-upload-")
     size = args.size_mib * MiB
     bench = Bench(args, workdir)
-    try:
+    with servers_stopped_after(bench, workdir, args.keep):
         # Source, Streamport's copy, the reference's spool and copy, dd's file, and slack.
         require_free_space(workdir, 5 * size + 512 * MiB)
         env = environment(workdir)
@@ -416,14 +416,6 @@ def main() -> int:
         )
         bench.start()
         bench.measure()
-    except BaseException:
-        for server in bench.servers:
-            print(f"{server.name} log tail:\n{server.log_tail()}", file=sys.stderr)
-        raise
-    finally:
-        bench.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     summary = summarize(bench.runs, size)
     text, ok = report(summary, args.repeat, size)
