@@ -138,10 +138,8 @@ class Processor:
     async def _faststart(
         self, media: Media, source: Path, probe: ProbeResult, progress: "_Reporter"
     ) -> None:
-        await progress("faststart", 0.15)
-
-        async def report(fraction: float) -> None:
-            await progress("faststart", 0.15 + 0.8 * fraction)
+        report = progress.stage("faststart")
+        await report(0.0)
 
         digest: tuple[str, int] = ("", 0)
 
@@ -202,10 +200,8 @@ class Processor:
     async def _transcode(
         self, media: Media, source: Path, probe: ProbeResult, progress: "_Reporter"
     ) -> None:
-        await progress("transcode", 0.15)
-
-        async def report(fraction: float) -> None:
-            await progress("transcode", 0.15 + 0.8 * fraction)
+        report = progress.stage("transcode")
+        await report(0.0)
 
         key = await self._derive(
             lambda target: self.tools.transcode_h264(source, target, probe.duration, report)
@@ -272,6 +268,15 @@ class _Reporter:
         self.worker = worker
         self._last_step: str | None = None
         self._last_at = 0.0
+
+    def stage(self, step: str) -> Callable[[float], Awaitable[None]]:
+        """A callback reporting the fraction done of a long ``step`` (ffmpeg's progress),
+        mapped to 15–95 % of the job."""
+
+        async def report(fraction: float) -> None:
+            await self(step, 0.15 + 0.8 * fraction)
+
+        return report
 
     async def __call__(self, step: str, progress: float) -> None:
         now = time.monotonic()

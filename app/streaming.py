@@ -69,7 +69,7 @@ class StoredBytesResponse(Response):
                 await self._send_small(spans, send)
             else:
                 with self.budget.streaming():
-                    await self._send_large(receive, send)
+                    await self._send_large(spans, receive, send)
         except FileNotFoundError:
             # The row was found but its bytes are gone (deleted meanwhile): nothing to send.
             gone = Response("The bytes of this media are gone.", status_code=404)
@@ -87,9 +87,8 @@ class StoredBytesResponse(Response):
         if not messages:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _send_large(self, receive: Receive, send: Send) -> None:
+    async def _send_large(self, spans: list[ByteRange], receive: Receive, send: Send) -> None:
         async with self.source.open() as reader:
-            spans = [part for part in self.body_plan if isinstance(part, ByteRange)]
             # The first span is opened before the headers go out (and outside the task
             # group, which would wrap the error): bytes that are gone get a clean 404 from an
             # object store too.
