@@ -31,7 +31,3 @@ class ObjectInfoCache:
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return found
-
-    def forget(self, key: str) -> None:
-        """Drop ``key`` (its bytes were deleted)."""
-        self._entries.pop(key, None)
