@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
-from app.migrate import upgrade_to_head
 
 logger = logging.getLogger("streamport")
 
@@ -85,7 +85,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from app.scan import scan_directory
+    from app.ingest.scan import scan_directory
 
     directory: Path = args.directory
     if not directory.is_dir():

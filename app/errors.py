@@ -1,13 +1,7 @@
-"""Streamport's error conditions and the one handler that renders them as JSON or HTML."""
+"""Streamport's error conditions: an HTTP status and a detail each, raised by any layer.
 
-from http import HTTPStatus
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+``app.web.errors`` renders them as JSON or HTML.
+"""
 
 
 class StreamportError(Exception):
@@ -61,68 +55,3 @@ class UploadAborted(StreamportError):
 
     status_code = 400
     detail = "The upload was interrupted before it was complete."
-
-
-def wants_json(request: Request) -> bool:
-    """API paths answer errors in JSON; every other path gets an HTML page."""
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
-
-
-def render_error(
-    request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None
-) -> Response:
-    """The error response for this request: JSON under /api/, the error page elsewhere."""
-    if wants_json(request):
-        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
-    templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"status_code": status_code, "reason": _reason(status_code), "detail": detail},
-        status_code=status_code,
-        headers=headers,
-    )
-
-
-def _reason(status_code: int) -> str:
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return "Error"
-
-
-def _describe_validation(exc: RequestValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        location = ".".join(
-            str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")
-        )
-        message = error.get("msg", "invalid value")
-        parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts) or "Invalid request."
-
-
-async def _handle_streamport_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StreamportError)
-    return render_error(request, exc.status_code, exc.detail)
-
-
-async def _handle_http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else _reason(exc.status_code)
-    headers: dict[str, Any] | None = getattr(exc, "headers", None)
-    if exc.status_code == 404 and detail == "Not Found":
-        detail = "There is nothing at this address."
-    return render_error(request, exc.status_code, detail, headers)
-
-
-async def _handle_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    return render_error(request, 422, _describe_validation(exc))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn every known failure into a JSON or HTML answer."""
-    app.add_exception_handler(StreamportError, _handle_streamport_error)
-    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -11,16 +11,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, catalog
+from app.catalog.db import create_engine, create_sessionmaker
+from app.catalog.facts import MediaFactsCache
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
-from app.errors import install_error_handlers
-from app.media_facts import MediaFactsCache
-from app.routes import api, events, media, pages
+from app.processing.worker import ProcessingWorker
+from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
 from app.storage.info_cache import ObjectInfoCache
-from app.streaming import SendBudget
-from app.templating import create_templates
-from app.worker import ProcessingWorker
+from app.web.errors import install_error_handlers
+from app.web.routes import api, events, media, pages
+from app.web.templating import create_templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SHUTDOWN_DISPOSE_SECONDS = 5

@@ -57,7 +57,7 @@ JOB_TIMEOUT_S = 300.0
 TRANSCODE_START_TIMEOUT_S = 180.0
 FFMPEG_TIMEOUT_S = 300
 # Where the job's transcode progress starts and how much of the bar it spans
-# (app/processing.py: 0.15 + 0.8 × the fraction ffmpeg reports).
+# (app/processing/processor.py: 0.15 + 0.8 × the fraction ffmpeg reports).
 TRANSCODE_PROGRESS_START = 0.15
 TRANSCODE_PROGRESS_SPAN = 0.8
 VARIANTS = ("moov_end", "faststart")

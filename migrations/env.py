@@ -5,9 +5,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from app.catalog.db import create_engine
+from app.catalog.models import Base
 from app.config import Settings
-from app.db import create_engine
-from app.models import Base
 
 config = context.config
 settings: Settings = config.attributes.get("settings") or Settings()

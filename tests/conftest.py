@@ -19,9 +19,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
 from app.main import create_app
-from app.migrate import upgrade_to_head
 from tests.postgres_server import PostgresServer, start_postgres
 from tests.s3_server import REGION, TEST_CREDENTIALS, S3Server, bucket_contents, start_s3
 

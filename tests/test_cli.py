@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.catalog.migrate import check_models_match, upgrade_to_head
 from app.config import Settings
-from app.migrate import check_models_match, upgrade_to_head
 from tests.conftest import REPO_ROOT, start_server
 
 

@@ -1,7 +1,20 @@
-"""Where the bytes live: local files under the media directory, or an S3-compatible bucket."""
+"""Where the bytes live: local files under the media directory, or an S3-compatible bucket.
+
+Owns the ``Storage`` protocol (``base``), generated keys, locked scratch files, the ``local``
+and ``s3`` backends and the per-process cache of stored sizes. Imports only ``config`` and
+``errors``; knows nothing of the catalog or HTTP.
+"""
 
 from app.config import Settings
-from app.storage.base import ByteSource, ObjectInfo, SpanReader, SpanStream, Storage, UploadSink
+from app.storage.base import (
+    ByteSource,
+    ObjectInfo,
+    Span,
+    SpanReader,
+    SpanStream,
+    Storage,
+    UploadSink,
+)
 from app.storage.local import LocalStorage
 from app.storage.scratch import PartialFile
 
@@ -10,6 +23,7 @@ __all__ = [
     "LocalStorage",
     "ObjectInfo",
     "PartialFile",
+    "Span",
     "SpanReader",
     "SpanStream",
     "Storage",

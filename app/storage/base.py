@@ -5,10 +5,20 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from app.byte_ranges import ByteRange
 from app.storage.scratch import PartialFile, ScratchDir
+
+
+class Span(NamedTuple):
+    """An inclusive span of byte positions within stored bytes."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
 
 
 @dataclass(frozen=True)
@@ -47,14 +57,14 @@ class SpanStream(Protocol):
 class SpanReader(Protocol):
     """Stored bytes open for streaming, span after span."""
 
-    async def stream(self, span: ByteRange) -> SpanStream:
+    async def stream(self, span: Span) -> SpanStream:
         """Start reading one span; ``FileNotFoundError`` when the bytes are gone."""
 
 
 class ByteSource(Protocol):
     """The stored bytes under one key, ready to be read."""
 
-    async def read_spans(self, spans: Sequence[ByteRange]) -> list[bytes]:
+    async def read_spans(self, spans: Sequence[Span]) -> list[bytes]:
         """Every span whole, for bodies that fit in memory at once."""
 
     def open(self) -> AbstractAsyncContextManager[SpanReader]:

@@ -12,8 +12,7 @@ import aiofiles
 import aiofiles.os
 import anyio
 
-from app.byte_ranges import ByteRange
-from app.storage.base import CatalogKeys, ObjectInfo
+from app.storage.base import CatalogKeys, ObjectInfo, Span
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
 
@@ -46,7 +45,7 @@ class LocalUpload:
 
 
 class _FileSpan:
-    def __init__(self, fd: int, span: ByteRange) -> None:
+    def __init__(self, fd: int, span: Span) -> None:
         self._fd = fd
         self._position = span.start
         self._end = span.end + 1
@@ -69,7 +68,7 @@ class _FileReader:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
-    async def stream(self, span: ByteRange) -> _FileSpan:
+    async def stream(self, span: Span) -> _FileSpan:
         return _FileSpan(self._fd, span)
 
 
@@ -77,7 +76,7 @@ class _FileSource:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    async def read_spans(self, spans: Sequence[ByteRange]) -> list[bytes]:
+    async def read_spans(self, spans: Sequence[Span]) -> list[bytes]:
         # Open, read, close in one executor hop: most range requests are small.
         return await anyio.to_thread.run_sync(_read_spans, self.path, spans)
 
@@ -93,7 +92,7 @@ class _FileSource:
                 await handle.close()
 
 
-def _read_spans(path: Path, spans: Sequence[ByteRange]) -> list[bytes]:
+def _read_spans(path: Path, spans: Sequence[Span]) -> list[bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
         return [_pread_exactly(fd, span) for span in spans]
@@ -101,7 +100,7 @@ def _read_spans(path: Path, spans: Sequence[ByteRange]) -> list[bytes]:
         os.close(fd)
 
 
-def _pread_exactly(fd: int, span: ByteRange) -> bytes:
+def _pread_exactly(fd: int, span: Span) -> bytes:
     data = os.pread(fd, span.length, span.start)
     if len(data) != span.length:
         raise RuntimeError("a stored file is shorter than its catalog size")

@@ -26,10 +26,9 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.byte_ranges import ByteRange
 from app.config import Settings
 from app.errors import StorageUnavailable
-from app.storage.base import CatalogKeys, ObjectInfo
+from app.storage.base import CatalogKeys, ObjectInfo, Span
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir
 
@@ -210,7 +209,7 @@ class _ObjectReader:
         self._storage = storage
         self._key = key
 
-    async def stream(self, span: ByteRange) -> _ObjectSpan:
+    async def stream(self, span: Span) -> _ObjectSpan:
         return _ObjectSpan(await self._storage.get_range(self._key, span))
 
 
@@ -219,7 +218,7 @@ class _ObjectSource:
         self._storage = storage
         self._key = key
 
-    async def read_spans(self, spans: Sequence[ByteRange]) -> list[bytes]:
+    async def read_spans(self, spans: Sequence[Span]) -> list[bytes]:
         pieces = []
         for span in spans:
             body = await self._storage.get_range(self._key, span)
@@ -331,7 +330,7 @@ class S3Storage:
     def source(self, key: str) -> _ObjectSource:
         return _ObjectSource(self, check_key(key))
 
-    async def get_range(self, key: str, span: ByteRange | None) -> Any:
+    async def get_range(self, key: str, span: Span | None) -> Any:
         """The open body of one (ranged) ``GetObject``; the caller closes it."""
         ranged = {"Range": f"bytes={span.start}-{span.end}"} if span else {}
         answer = await _call_for(

@@ -1,0 +1,150 @@
+"""Queries and changes to the catalog of media. Callers own the transaction and commit."""
+
+import base64
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Media, ProcessingJob
+from app.errors import MediaNotFound
+
+
+@dataclass(frozen=True)
+class MediaPage:
+    """One page of catalog results."""
+
+    items: Sequence[Media]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def new_media_id() -> str:
+    """A short, unguessable, URL-safe id."""
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_media(
+    session: AsyncSession, q: str = "", page: int = 1, per_page: int = 24
+) -> MediaPage:
+    """Newest first; every word of ``q`` must appear in the title or the file name."""
+    count_query = select(func.count()).select_from(Media)
+    items_query = select(Media).order_by(Media.created_at.desc(), Media.id.desc())
+    for term in q.split():
+        pattern = f"%{_escape_like(term)}%"
+        matches = or_(
+            Media.title.ilike(pattern, escape="\\"), Media.filename.ilike(pattern, escape="\\")
+        )
+        count_query = count_query.where(matches)
+        items_query = items_query.where(matches)
+    total = (await session.execute(count_query)).scalar_one()
+    offset = (page - 1) * per_page
+    items = (await session.scalars(items_query.offset(offset).limit(per_page))).all()
+    return MediaPage(items=items, total=total, page=page, per_page=per_page)
+
+
+async def get_media(session: AsyncSession, media_id: str) -> Media:
+    """The media with this id, or ``MediaNotFound``."""
+    media = await session.get(Media, media_id)
+    if media is None:
+        raise MediaNotFound()
+    return media
+
+
+async def get_media_facts(session: AsyncSession, media_id: str) -> tuple[Any, ...]:
+    """What byte serving needs of a media (see ``MediaFacts``), read without loading the ORM
+    object: this runs for every byte request that misses the lookup cache."""
+    query = (
+        select(
+            Media.storage_key,
+            Media.size,
+            Media.sha256,
+            Media.content_type,
+            func.coalesce(Media.modified_at, Media.created_at),
+            Media.filename,
+            Media.poster_key,
+            Media.thumbnail_key,
+            Media.playback_key,
+            ProcessingJob.state,
+        )
+        .outerjoin(ProcessingJob, ProcessingJob.media_id == Media.id)
+        .where(Media.id == media_id)
+    )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise MediaNotFound()
+    return tuple(row)
+
+
+async def add_media(
+    session: AsyncSession,
+    *,
+    title: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    sha256: str,
+    storage_key: str,
+    created_at: datetime | None = None,
+) -> Media:
+    """Record stored bytes in the catalog with their pending processing job (flushed, not
+    committed)."""
+    now = datetime.now(UTC)
+    media = Media(
+        id=new_media_id(),
+        title=title,
+        filename=filename,
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        storage_key=storage_key,
+        created_at=created_at or now,
+    )
+    # Through the relationship, so the new row carries its job without a query.
+    media.job = ProcessingJob(
+        media_id=media.id, state="pending", progress=0.0, attempts=0, created_at=now, updated_at=now
+    )
+    session.add(media)
+    await session.flush()
+    return media
+
+
+async def rename_media(session: AsyncSession, media_id: str, title: str) -> Media:
+    """Give a media a new title."""
+    media = await get_media(session, media_id)
+    media.title = title
+    await session.flush()
+    return media
+
+
+async def delete_media(session: AsyncSession, media_id: str) -> Media:
+    """Remove a media from the catalog; returns the row so the caller can delete its bytes."""
+    media = await get_media(session, media_id)
+    await session.execute(delete(Media).where(Media.id == media_id))
+    return media
+
+
+async def find_by_sha256(session: AsyncSession, sha256: str) -> Media | None:
+    """Some media holding exactly these bytes, if any."""
+    return await session.scalar(select(Media).where(Media.sha256 == sha256).limit(1))
+
+
+async def storage_keys(session: AsyncSession) -> set[str]:
+    """Every storage key the catalog points at: media bytes and derived files."""
+    rows = await session.execute(
+        select(Media.storage_key, Media.poster_key, Media.thumbnail_key, Media.playback_key)
+    )
+    return {key for row in rows for key in row if key}

@@ -1,0 +1,132 @@
+"""Bytes in, catalog rows out, all or nothing: used by the upload form, the API and ``scan``.
+
+Order matters for crash safety: bytes are committed to storage first (fsynced and renamed, or
+the multipart upload completed), then the rows are committed in one short transaction, so a row
+never points at missing or partial bytes. If anything fails, the bytes already committed are
+removed again.
+"""
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import catalog
+from app.catalog.models import TITLE_MAX_CHARS, Media
+from app.errors import StreamportError
+from app.ingest.content_types import SNIFF_BYTES, guess_content_type
+from app.ingest.filenames import sanitize_filename, title_from_filename
+from app.ingest.uploads import (
+    ReceivedFile,
+    ReceivedUpload,
+    check_declared_length,
+    receive_upload,
+    upload_boundary,
+)
+from app.storage import Storage
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+async def ingest_upload(
+    session: AsyncSession,
+    storage: Storage,
+    body: AsyncIterator[bytes],
+    *,
+    content_type: str | None,
+    content_length: str | None,
+    max_upload_bytes: int,
+) -> list[Media]:
+    """Store every file of a multipart request body and commit their rows, in upload order."""
+    boundary = upload_boundary(content_type)
+    check_declared_length(content_length, max_upload_bytes)
+    received = await receive_upload(body, boundary, storage, max_upload_bytes)
+    return await _commit_received(session, storage, received)
+
+
+def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
+    """Titles for the files of one upload: the given title names a single file; with several
+    files it becomes a common prefix, so their titles stay distinct."""
+    if not title:
+        return [title_from_filename(name) for name in filenames]
+    if len(filenames) == 1:
+        return [title]
+    return [f"{title} — {title_from_filename(name)}"[:TITLE_MAX_CHARS] for name in filenames]
+
+
+async def _commit_received(
+    session: AsyncSession, storage: Storage, received: ReceivedUpload
+) -> list[Media]:
+    committed_keys: list[str] = []
+    try:
+        for item in received.files:
+            await item.upload.commit()
+            committed_keys.append(item.upload.key)
+        titles = upload_titles(received.title, [item.filename for item in received.files])
+        media = [
+            await catalog.add_media(
+                session,
+                title=title,
+                filename=item.filename,
+                content_type=item.content_type,
+                size=item.size,
+                sha256=item.sha256,
+                storage_key=key,
+            )
+            for item, key, title in zip(received.files, committed_keys, titles, strict=True)
+        ]
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            await received.discard()
+            for key in committed_keys:
+                # A failed delete must not hide the original error: the start-up sweep
+                # removes bytes no row points at.
+                with suppress(StreamportError, OSError):
+                    await storage.delete(key)
+        raise
+    return media
+
+
+async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Media | None:
+    """Copy a file already on disk into storage and the catalog; ``None`` if its bytes are
+    already catalogued."""
+    hasher = hashlib.sha256()
+    head = b""
+    size = 0
+    upload = await storage.open_upload(size_hint=(await aiofiles.os.stat(path)).st_size)
+    try:
+        async with aiofiles.open(path, "rb") as source:
+            while chunk := await source.read(READ_CHUNK_BYTES):
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                hasher.update(chunk)
+                size += len(chunk)
+                await upload.write(chunk)
+        sha256 = hasher.hexdigest()
+        if await catalog.find_by_sha256(session, sha256) is not None:
+            await upload.discard()
+            return None
+        filename = sanitize_filename(path.name) or "unnamed"
+        received = ReceivedUpload(
+            files=[
+                ReceivedFile(
+                    upload=upload,
+                    filename=filename,
+                    content_type=guess_content_type(filename, head),
+                    size=size,
+                    sha256=sha256,
+                )
+            ]
+        )
+    except BaseException:
+        await upload.discard()
+        raise
+    [media] = await _commit_received(session, storage, received)
+    return media

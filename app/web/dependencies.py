@@ -1,0 +1,47 @@
+"""FastAPI dependencies for what ``create_app`` put on ``app.state``.
+
+They are ``async`` although they never await: FastAPI runs a plain ``def`` dependency in a
+thread, a hop that costs more than the whole lookup.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.storage import Storage
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+async def get_templates(request: Request) -> Jinja2Templates:
+    return request.app.state.templates
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+
+
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The application's session factory, for routes that open short sessions themselves."""
+    return request.app.state.sessionmaker
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; handlers commit explicitly before they return."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

@@ -1,0 +1,110 @@
+"""The JSON API under ``/api/`` and ``/healthz``."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app import catalog
+from app.ingest.ingestion import ingest_upload
+from app.ingest.removal import remove_media
+from app.web.dependencies import SessionDep, SettingsDep, StorageDep
+from app.web.schemas import Health, MediaOut, MediaPage, MediaPatch, MediaUploaded
+
+router = APIRouter()
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "title": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("/api/media", name="api_list_media")
+async def list_media(
+    request: Request,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=500)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MediaPage:
+    """A page of the catalog, newest first, optionally searched."""
+    result = await catalog.list_media(session, q=q, page=page, per_page=per_page)
+    return MediaPage(
+        items=[MediaOut.from_media(m, request.app.router) for m in result.items],
+        total=result.total,
+        page=result.page,
+        per_page=result.per_page,
+    )
+
+
+@router.post(
+    "/api/media",
+    name="api_upload_media",
+    status_code=201,
+    response_model=MediaUploaded,
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_media(
+    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+) -> JSONResponse:
+    """Store the files of a multipart upload (field ``file``, optional ``title``)."""
+    stored = await ingest_upload(
+        session,
+        storage,
+        request.stream(),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    request.app.state.worker.wake()
+    items = [MediaOut.from_media(m, request.app.router) for m in stored]
+    body = MediaUploaded(items=items)
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": str(request.app.url_path_for("api_get_media", media_id=stored[0].id))},
+    )
+
+
+@router.get("/api/media/{media_id}", name="api_get_media")
+async def get_media(media_id: str, request: Request, session: SessionDep) -> MediaOut:
+    """One media."""
+    return MediaOut.from_media(await catalog.get_media(session, media_id), request.app.router)
+
+
+@router.patch("/api/media/{media_id}", name="api_rename_media")
+async def rename_media(
+    media_id: str, patch: MediaPatch, request: Request, session: SessionDep
+) -> MediaOut:
+    """Change a media's title."""
+    media = await catalog.rename_media(session, media_id, patch.title)
+    await session.commit()
+    return MediaOut.from_media(media, request.app.router)
+
+
+@router.delete("/api/media/{media_id}", name="api_delete_media", status_code=204)
+async def delete_media(
+    media_id: str, request: Request, session: SessionDep, storage: StorageDep
+) -> Response:
+    """Remove a media from the catalog and its bytes from storage."""
+    await remove_media(session, storage, request.app.state.media_facts, media_id)
+    return Response(status_code=204)
+
+
+@router.get("/healthz", name="healthz")
+async def healthz() -> Health:
+    """Liveness."""
+    return Health()

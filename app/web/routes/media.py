@@ -1,0 +1,171 @@
+"""``/media/{id}/stream`` and ``/download``: the stored bytes, with ranges and conditions; and
+the derived files processing makes (``/poster``, ``/thumbnail``, ``/playback``).
+
+Plain Starlette routes, not FastAPI ones: these answer many small range requests per second,
+and dependency solving would cost more than the answer itself.
+"""
+
+import secrets
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.catalog.facts import MediaFacts, lookup_media_facts
+from app.errors import MediaNotFound
+from app.serving.http_semantics import (
+    DECISION_HEADERS,
+    Representation,
+    content_disposition,
+    decide,
+    strong_etag,
+)
+from app.serving.streaming import StoredBytesResponse
+from app.storage import ByteSource
+
+# Once processing is over the bytes under an id never change again, so caches may keep them.
+# Until then a faststart remux may still replace them: caches must revalidate (the ETag is the
+# digest, so a 304 costs nothing).
+_CACHE_FINAL = "public, max-age=31536000, immutable"
+_CACHE_REVALIDATE = "public, no-cache"
+# Uploaded HTML or SVG must never run as this origin's script, nor be sniffed into it.
+_CONTENT_SAFETY = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
+    ),
+}
+
+
+async def stream_media(request: Request) -> Response:
+    """The bytes for players: ``Content-Disposition: inline``."""
+    return await _serve_original(request, "inline")
+
+
+async def download_media(request: Request) -> Response:
+    """The bytes as a file to save, under the original name."""
+    return await _serve_original(request, "attachment")
+
+
+async def _serve_original(request: Request, disposition: str) -> Response:
+    facts = await _facts(request)
+    representation = Representation(
+        size=facts.size,
+        etag=strong_etag(facts.sha256),
+        last_modified=facts.modified_at,
+        content_type=facts.content_type,
+        sha256=facts.sha256,
+    )
+    cache_control = _CACHE_FINAL if facts.bytes_final else _CACHE_REVALIDATE
+    return _answer(
+        request,
+        request.app.state.storage.source(facts.storage_key),
+        representation,
+        cache_control,
+        content_disposition(disposition, facts.filename),
+    )
+
+
+async def poster(request: Request) -> Response:
+    """The page-size poster frame of a video (JPEG)."""
+    facts = await _facts(request)
+    return await _serve_derived(request, facts.poster_key, "image/jpeg", "poster.jpg")
+
+
+async def thumbnail(request: Request) -> Response:
+    """The catalog-size thumbnail of a video or image (JPEG)."""
+    facts = await _facts(request)
+    return await _serve_derived(request, facts.thumbnail_key, "image/jpeg", "thumbnail.jpg")
+
+
+async def playback(request: Request) -> Response:
+    """The H.264/AAC rendition made for media browsers cannot play as uploaded."""
+    facts = await _facts(request)
+    name = f"{Path(facts.filename).stem}.mp4"
+    return await _serve_derived(request, facts.playback_key, "video/mp4", name)
+
+
+async def _serve_derived(
+    request: Request, key: str | None, content_type: str, filename: str
+) -> Response:
+    if key is None:
+        raise MediaNotFound("This media has no such derived file (yet).")
+    state = request.app.state
+    try:
+        info = await state.object_info.info(key)
+    except FileNotFoundError:
+        raise MediaNotFound("This derived file is gone.") from None
+    # Derived files never change under their key, and their URLs carry the key: the key is
+    # a strong validator, and caches may keep them for good.
+    representation = Representation(
+        size=info.size,
+        etag=strong_etag(key.rpartition("/")[2]),
+        last_modified=info.modified_at,
+        content_type=content_type,
+    )
+    disposition = content_disposition("inline", filename)
+    source = state.storage.source(key)
+    return _answer(request, source, representation, _CACHE_FINAL, disposition)
+
+
+async def _facts(request: Request) -> MediaFacts:
+    state = request.app.state
+    return await lookup_media_facts(
+        state.sessionmaker, state.media_facts, request.path_params["media_id"]
+    )
+
+
+def _answer(
+    request: Request,
+    source: ByteSource,
+    representation: Representation,
+    cache_control: str,
+    disposition: str,
+) -> Response:
+    state = request.app.state
+    request_headers = {
+        name: ", ".join(request.headers.getlist(name))
+        for name in DECISION_HEADERS
+        if name in request.headers
+    }
+    decision = decide(
+        request.method,
+        request_headers,
+        representation,
+        new_boundary=_new_boundary,
+        max_ranges=state.settings.max_ranges,
+    )
+    headers = {"Accept-Ranges": "bytes", **decision.headers}
+    if decision.status in (200, 206, 304):
+        headers["Cache-Control"] = cache_control
+    if decision.status in (200, 206):
+        headers["Content-Disposition"] = disposition
+        headers.update(_CONTENT_SAFETY)
+    return StoredBytesResponse(
+        source,
+        status_code=decision.status,
+        headers=headers,
+        body=decision.body,
+        budget=state.send_budget,
+    )
+
+
+def _new_boundary() -> str:
+    return secrets.token_hex(16)
+
+
+def _route(suffix: str, endpoint: object, name: str) -> Route:
+    return Route(f"/media/{{media_id}}/{suffix}", endpoint, methods=["GET"], name=name)  # type: ignore[arg-type]
+
+
+router = APIRouter(
+    routes=[
+        _route("stream", stream_media, "stream_media"),
+        _route("download", download_media, "download_media"),
+        _route("poster", poster, "media_poster"),
+        _route("thumbnail", thumbnail, "media_thumbnail"),
+        _route("playback", playback, "media_playback"),
+    ]
+)

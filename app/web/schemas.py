@@ -1,0 +1,125 @@
+"""Shapes of the JSON API."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.datastructures import URLPath
+from starlette.routing import Router
+
+from app.catalog.kinds import MediaKind, media_kind
+from app.catalog.models import TITLE_MAX_CHARS, Media
+from app.ingest.filenames import normalize_title
+from app.processing.jobs import snapshot
+
+
+class Processing(BaseModel):
+    """Where a media's processing stands."""
+
+    state: Literal["pending", "running", "done", "failed", "skipped"]
+    progress: float = Field(ge=0, le=1)
+    step: str | None = None
+    error: str | None = None
+
+
+class MediaOut(BaseModel):
+    """A media as the API and the pages present it."""
+
+    id: str
+    title: str
+    filename: str
+    content_type: str
+    kind: MediaKind
+    size: int = Field(description="Bytes")
+    sha256: str
+    created_at: datetime
+    page_url: str
+    stream_url: str
+    download_url: str
+    duration: float | None = Field(description="Seconds")
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bitrate: int | None = Field(description="Bits per second")
+    container: str | None
+    playable: bool | None = Field(description="Whether browsers play it as uploaded")
+    thumbnail_url: str | None
+    poster_url: str | None
+    playback_url: str = Field(description="What a player should load")
+    events_url: str
+    processing: Processing
+
+    @classmethod
+    def from_media(cls, media: Media, router: Router) -> "MediaOut":
+        """Present a catalog row, with links resolved through the app's routes."""
+
+        def path(name: str) -> str:
+            url: URLPath = router.url_path_for(name, media_id=media.id)
+            return str(url)
+
+        def derived(name: str, key: str | None) -> str | None:
+            # The key in the URL makes a new derived file a new URL: caches keep each forever.
+            return f"{path(name)}?v={key.rpartition('/')[2][:12]}" if key else None
+
+        return cls(
+            id=media.id,
+            title=media.title,
+            filename=media.filename,
+            content_type=media.content_type,
+            kind=media_kind(media.content_type),
+            size=media.size,
+            sha256=media.sha256,
+            created_at=media.created_at,
+            page_url=path("media_page"),
+            stream_url=path("stream_media"),
+            download_url=path("download_media"),
+            duration=media.duration,
+            width=media.width,
+            height=media.height,
+            video_codec=media.video_codec,
+            audio_codec=media.audio_codec,
+            bitrate=media.bitrate,
+            container=media.container,
+            playable=media.playable,
+            thumbnail_url=derived("media_thumbnail", media.thumbnail_key),
+            poster_url=derived("media_poster", media.poster_key),
+            playback_url=derived("media_playback", media.playback_key) or path("stream_media"),
+            events_url=path("media_events"),
+            processing=Processing(**snapshot(media.job)),  # type: ignore[arg-type]
+        )
+
+
+class MediaPage(BaseModel):
+    """One page of the catalog."""
+
+    items: list[MediaOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class MediaUploaded(BaseModel):
+    """The media an upload created, in upload order."""
+
+    items: list[MediaOut]
+
+
+def _nonblank_title(value: str) -> str:
+    title = normalize_title(value)
+    if not title:
+        raise ValueError("the title must not be blank")
+    return title
+
+
+Title = Annotated[str, Field(max_length=TITLE_MAX_CHARS), AfterValidator(_nonblank_title)]
+
+
+class MediaPatch(BaseModel):
+    """The fields a client may change."""
+
+    title: Title
+
+
+class Health(BaseModel):
+    status: str = "ok"
