@@ -54,6 +54,46 @@ def test_parse_range(header: str, expected: list[ByteRange] | None) -> None:
     assert parse_range(header, SIZE) == expected
 
 
+LONG = "9" * 10_000  # Python refuses to turn more than 4,300 digits into an int
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"bytes=0-{LONG}", [B(0, 9999)]),
+        (f"bytes=-{LONG}", [B(0, 9999)]),
+        (f"bytes={LONG}-", []),
+        (f"bytes={LONG}-{LONG}", []),
+        (f"bytes={'0' * 9_000}5-{'0' * 9_000}6", [B(5, 6)]),
+        (f"bytes=2{LONG}-1{LONG}", None),  # last-pos < first-pos, however long
+        (f"bytes=1{LONG}-2{LONG}", []),
+        (f"bytes=5-{'0' * 9_000}4", None),
+    ],
+    ids=lambda value: value[:12] + "…" if isinstance(value, str) else None,
+)
+def test_long_numbers_are_compared_exactly_and_never_fail(
+    header: str, expected: list[ByteRange] | None
+) -> None:
+    assert parse_range(header, SIZE) == expected
+
+
+def test_more_specs_than_allowed_ignores_the_header() -> None:
+    allowed = "bytes=" + ",".join(f"{i * 10}-{i * 10}" for i in range(100))
+    assert parse_range(allowed, SIZE, max_specs=100) is not None
+    assert parse_range(allowed + ",5000-5000", SIZE, max_specs=100) is None
+    # Unsatisfiable or empty elements do not slip past the count.
+    assert parse_range("bytes=" + "20000-," * 101, SIZE, max_specs=100) is None
+    assert parse_range("bytes=0-0" + "," * 1000, SIZE, max_specs=100) is None
+
+
+def test_a_million_specs_stop_at_the_limit() -> None:
+    header = "bytes=" + "0-0," * 1_000_000
+    # A parser that looked at every spec would find the invalid tail and say so; one that
+    # stops at the limit never reaches it.
+    assert parse_range(header + "x", SIZE, max_specs=100) is None
+    assert parse_range("bytes=" + "0-0," * 50 + "x", SIZE, max_specs=100) is None
+
+
 def test_any_range_of_an_empty_file_is_unsatisfiable() -> None:
     assert parse_range("bytes=0-", 0) == []
     assert parse_range("bytes=-5", 0) == []
