@@ -12,6 +12,7 @@ from typing import Any
 
 from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
+from app.web.connection_limits import raise_open_files_limit
 
 logger = logging.getLogger("streamport")
 
@@ -53,12 +54,16 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["STREAMPORT_PORT"] = str(args.port)
     settings = Settings()
     upgrade_to_head(settings)
+    raise_open_files_limit()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=args.workers,
+        # httptools with limits on time, header size and connections (app/web/protocol.py).
+        http="app.web.protocol:GuardedHttpToolsProtocol",
+        timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
         proxy_headers=False,
         # Event streams and long downloads must not hold a stop up for ever.
         timeout_graceful_shutdown=5,

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_prefix: str = ""
     s3_region: str | None = None
+    # Connections (per worker process); see README's configuration table.
+    max_connections: int = Field(default=1000, ge=1)
+    header_timeout_seconds: float = Field(default=20.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    send_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":

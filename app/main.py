@@ -18,6 +18,7 @@ from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
 from app.storage.info_cache import ObjectInfoCache
+from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_files_limit
 from app.web.errors import install_error_handlers
 from app.web.routes import api, events, media, pages
 from app.web.templating import create_templates
@@ -29,7 +30,7 @@ logger = logging.getLogger("streamport")
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
     settings: Settings = app.state.settings
     storage: Storage = app.state.storage
     await storage.prepare()
@@ -50,7 +51,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything built so far (routes, templates, models) lives as long as the process:
         # keep it out of the collector's full scans, whose pauses would show as tail latency.
         gc.freeze()
-        yield
+        # uvicorn hands the lifespan state to every connection: the protocol's limits.
+        limits = ConnectionLimits.from_settings(settings, open_files_limit())
+        yield {LIMITS_STATE_KEY: limits}
     finally:
         await worker.stop()
         # Closing pooled connections must not hold a stop up (a server that went away, a

@@ -187,7 +187,7 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, **kwargs: Any) -> httpx2.Client:
-        return httpx2.Client(base_url=self.base_url, timeout=60, **kwargs)
+        return httpx2.Client(base_url=self.base_url, **{"timeout": 60, **kwargs})
 
     def worker_pids(self) -> list[int]:
         return [self.process.pid]
@@ -208,8 +208,10 @@ def start_server(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     workers: int = 1,
+    wrapper: list[str] | None = None,
 ) -> LiveServer:
-    """Start ``streamport serve`` with these settings and wait until it answers."""
+    """Start ``streamport serve`` with these settings and wait until it answers; ``wrapper``
+    goes before the command (e.g. ``prlimit --nofile=1024:1024 --``)."""
     port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")},
@@ -223,6 +225,7 @@ def start_server(
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [
+                *(wrapper or []),
                 sys.executable,
                 "-m",
                 "app.cli",

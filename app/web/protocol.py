@@ -1,0 +1,292 @@
+"""uvicorn's httptools protocol with the bounds a careful operator sets in front of any server.
+
+uvicorn alone waits for ever for a request head, reads a header of any size (httptools
+accumulates it), lets a client that stopped sending hold an upload open, and keeps a
+connection whose client stopped reading. Here, per connection:
+
+- the request head must arrive within ``header_timeout_seconds`` (from the connection's
+  first byte, or from its opening) and fit in ``max_header_bytes`` (``431`` past it);
+- a request body that stops arriving for ``body_timeout_seconds`` ends the connection, which
+  the application sees as a disconnect (an upload is then discarded like any aborted one);
+  time the application itself spends not reading does not count;
+- a client that reads nothing of a response for ``send_timeout_seconds`` is dropped;
+- after an answer sent before the request body was read (``413``, ``507``), the rest of the
+  body is dropped for ``linger_seconds`` at most;
+
+and per process, at most ``max_connections`` are open: past it the oldest idle connection
+(no request under way) is closed to make room, as nginx reuses keep-alive connections; with
+none idle the new one gets ``503``. uvicorn's own keep-alive timeout closes idle ones.
+
+Used by ``streamport serve`` (``http=`` of ``uvicorn.run``); the limits come from the
+lifespan state (``LIMITS_STATE_KEY``).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from email.utils import formatdate
+from typing import Any, ClassVar
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits
+
+logger = logging.getLogger("streamport")
+
+# Used only if the lifespan did not publish limits (it always does under ``serve``).
+_FALLBACK_LIMITS = ConnectionLimits(
+    max_connections=1000,
+    header_timeout_seconds=20.0,
+    body_timeout_seconds=60.0,
+    send_timeout_seconds=60.0,
+    max_header_bytes=32 * 1024,
+)
+# After an error answer written by this layer, what the client still sends is read and
+# dropped this long, or this much, so it reads the answer instead of a connection reset.
+_REFUSAL_LINGER_SECONDS = 5.0
+_REFUSAL_LINGER_BYTES = 4 * 2**20
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """One client connection, bounded in time, header size and number (see the module)."""
+
+    # Connections with no request under way, oldest first: the first to go when the
+    # process is full. One uvicorn server runs per process, so one registry per process.
+    _idle: ClassVar[OrderedDict["GuardedHttpToolsProtocol", None]] = OrderedDict()
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: ConnectionLimits = app_state.get(LIMITS_STATE_KEY) or _FALLBACK_LIMITS
+        self._awaiting_head = True  # the next bytes belong to a request head
+        self._head_bytes = 0
+        self._in_body = False  # a request body is being received
+        self._last_body_at = 0.0
+        self._refused = False  # an answer of this layer was sent; input is dropped
+        self._dropped_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+
+    # Connection lifetime
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._close_oldest_idle():
+            logger.warning("Refusing a connection: %d open, none idle", self.limits.max_connections)
+            self._refuse(503, "The server has too many open connections; try again shortly.")
+            return
+        self._set_idle(True)
+        self._head_timer = self.loop.call_later(
+            self.limits.header_timeout_seconds, self._on_head_timeout
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._set_idle(False)
+        for timer in (self._head_timer, self._body_timer, self._send_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = self._send_timer = self._linger_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            # Lingering after our own answer: drop what still comes, up to a point.
+            self._dropped_bytes += len(data)
+            if self._dropped_bytes > _REFUSAL_LINGER_BYTES:
+                self._close_quietly()
+            return
+        self._set_idle(False)
+        if self._awaiting_head:
+            self._head_bytes += len(data)
+        elif self._in_body:
+            self._last_body_at = self.loop.time()
+        super().data_received(data)
+        if self._refused or self.transport.is_closing():
+            return
+        # Timers are armed only for what is still unfinished after this read: most requests
+        # arrive whole in one read and cost no timer at all.
+        if self._awaiting_head and self._head_bytes:
+            # httptools keeps a header it has not finished in memory: stop before it grows.
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse_large_head()
+            elif self._head_timer is None:
+                self._head_timer = self.loop.call_later(
+                    self.limits.header_timeout_seconds, self._on_head_timeout
+                )
+        elif self._in_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(
+                self.limits.body_timeout_seconds, self._on_body_check
+            )
+
+    # Parser callbacks
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if head_bytes > self.limits.max_header_bytes:
+            self._refuse_large_head()
+            return
+        self._in_body = True
+        self._last_body_at = self.loop.time()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._awaiting_head = True
+        self._cancel_timer("_body_timer")
+        self._cancel_timer("_linger_timer")
+        if not self._refused:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing():
+            return
+        if self._in_body:
+            # Answered before the body was read: drop the rest for a while, then close.
+            self._linger_timer = self.loop.call_later(
+                self.limits.linger_seconds, self._close_quietly
+            )
+        elif not self.pipeline:
+            self._set_idle(True)
+
+    # Flow control from the transport
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(
+                self.limits.send_timeout_seconds, self._on_send_timeout
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_timer("_send_timer")
+
+    # Timers
+
+    def _on_head_timeout(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._awaiting_head:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A response is still being sent; a pipelined head waits its turn (uvicorn stops
+            # reading meanwhile), and its time starts again.
+            self._head_timer = self.loop.call_later(
+                self.limits.header_timeout_seconds, self._on_head_timeout
+            )
+            return
+        if self._head_bytes:
+            self._refuse(408, "The request head did not arrive in time.")
+        else:
+            self._close_quietly()
+
+    def _on_body_check(self) -> None:
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused and not (self.cycle and self.cycle.response_complete):
+            # The application is not reading: the client is not the one who stalls.
+            self._last_body_at = now
+        quiet = now - self._last_body_at
+        if quiet >= self.limits.body_timeout_seconds:
+            logger.info(
+                "Closing a connection whose request body stopped arriving for %.0f s",
+                quiet,
+            )
+            self._close_quietly()
+            return
+        self._body_timer = self.loop.call_later(
+            self.limits.body_timeout_seconds - quiet, self._on_body_check
+        )
+
+    def _on_send_timeout(self) -> None:
+        self._send_timer = None
+        if not self.transport.is_closing():
+            logger.info(
+                "Dropping a client that read nothing for %.0f s",
+                self.limits.send_timeout_seconds,
+            )
+        # Not close(): that would wait for ever to flush to a client that does not read.
+        self.transport.abort()
+
+    # Helpers
+
+    def _close_quietly(self) -> None:
+        self._linger_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse_large_head(self) -> None:
+        self._refuse(
+            431,
+            f"The request's headers are larger than {self.limits.max_header_bytes:,} bytes.",
+        )
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer ``status`` from here (no application involved), then close."""
+        self._refused = True
+        self._set_idle(False)
+        self._cancel_head_timer()
+        self._cancel_timer("_body_timer")
+        self.transport.write(_error_response(status, detail))
+        self.flow.resume_reading()
+        self._linger_timer = self.loop.call_later(_REFUSAL_LINGER_SECONDS, self._close_quietly)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def _close_oldest_idle(self) -> bool:
+        for protocol in self._idle:
+            if protocol is not self:
+                protocol._set_idle(False)
+                protocol.transport.close()
+                return True
+        return False
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle:
+            self._idle[self] = None
+        else:
+            self._idle.pop(self, None)
+
+    def _cancel_head_timer(self) -> None:
+        self._cancel_timer("_head_timer")
+
+    def _cancel_timer(self, name: str) -> None:
+        timer: asyncio.TimerHandle | None = getattr(self, name)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, name, None)
+
+
+def _error_response(status: int, detail: str) -> bytes:
+    body = json.dumps({"detail": detail}).encode()
+    head = [
+        STATUS_LINE[status],
+        b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n",
+        b"content-type: application/json\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"x-content-type-options: nosniff\r\n",
+        b"connection: close\r\n",
+    ]
+    if status == 503:
+        head.append(b"retry-after: 5\r\n")
+    return b"".join(head) + b"\r\n" + body

@@ -1,0 +1,213 @@
+"""Clients that stall, flood or oversize, against a real ``streamport serve``: each attack is
+refused or contained, and the server keeps answering everyone else."""
+
+import os
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import psutil
+import pytest
+
+from app.config import Settings
+from tests.conftest import LiveServer, start_server, stored_files
+from tests.raw_uploads import MIB, part_head, request_head, wait_for
+
+# Short limits, so the tests see them act without waiting for the defaults.
+TIMEOUT_SECONDS = 2.0
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server with short connection timeouts, under the usual 1024 descriptors."""
+    server = _start(tmp_path, nofile=1024)
+    yield server
+    server.stop()
+
+
+def _start(tmp_path: Path, nofile: int, **values: object) -> LiveServer:
+    settings = Settings(
+        _env_file=None,
+        **{
+            "media_dir": tmp_path / "media",
+            "max_upload_bytes": 64 * MIB,
+            "processing_concurrency": 0,
+            "header_timeout_seconds": TIMEOUT_SECONDS,
+            "keepalive_timeout_seconds": TIMEOUT_SECONDS,
+            "body_timeout_seconds": TIMEOUT_SECONDS,
+            "send_timeout_seconds": TIMEOUT_SECONDS,
+            **values,
+        },
+    )
+    wrapper = ["prlimit", f"--nofile={nofile}:{nofile}", "--"]
+    return start_server(settings, tmp_path / "server.log", wrapper=wrapper)
+
+
+@pytest.fixture(autouse=True)
+def _enough_descriptors_for_the_client() -> None:
+    """The attacking side needs more than 1024 sockets itself."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _answer(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    """What the server sends until it closes (or ``limit`` bytes)."""
+    data = b""
+    try:
+        while len(data) < limit and (piece := sock.recv(65536)):
+            data += piece
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_idle_connections_do_not_exhaust_descriptors(guarded: LiveServer) -> None:
+    idle = [socket.create_connection(("127.0.0.1", guarded.port)) for _ in range(1100)]
+    try:
+        # The server keeps making room: the oldest idle connections give way to new ones.
+        with guarded.client(timeout=5) as client:
+            for _ in range(5):
+                assert client.get("/healthz").status_code == 200
+        # And nobody may hold a connection without sending a request for long.
+        assert wait_for(lambda: all(_closed_by_server(s) for s in idle[-200:]), 3 * TIMEOUT_SECONDS)
+        fds = psutil.Process(guarded.process.pid).num_fds()
+        assert fds < 1024
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_request_head_that_never_ends_gets_408(guarded: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        started = time.monotonic()
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 3 * TIMEOUT_SECONDS
+
+
+def test_a_giant_header_gets_431_without_being_read_whole(guarded: LiveServer) -> None:
+    process = psutil.Process(guarded.process.pid)
+    rss_before = process.memory_info().rss
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+        sent = 0
+        piece = b"a" * MIB
+        try:
+            while sent < 256 * MIB:
+                sock.sendall(piece)
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 256 * MIB  # the server stopped listening long before the end
+    assert process.memory_info().rss - rss_before < 16 * MIB
+    with guarded.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_range_floods_and_long_numbers_never_fail(guarded: LiveServer) -> None:
+    with guarded.client() as client:
+        media = client.post(
+            "/api/media", files={"file": ("data.bin", bytes(range(256)) * 40)}
+        ).json()["items"][0]
+        url = media["stream_url"]
+        long_number = "9" * 10_000
+        r = client.get(url, headers={"Range": f"bytes=0-{long_number}"})
+        assert (r.status_code, len(r.content)) == (206, 10240)
+        r = client.get(url, headers={"Range": f"bytes={long_number}-"})
+        assert r.status_code == 416
+        r = client.get(url, headers={"Range": f"bytes=-{long_number}"})
+        assert (r.status_code, len(r.content)) == (206, 10240)
+        # More specs than STREAMPORT_MAX_RANGES: the whole file, once.
+        many = "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 4_000, 2))
+        r = client.get(url, headers={"Range": many})
+        assert (r.status_code, len(r.content)) == (200, 10240)
+    # A million specs do not fit in a request head at all.
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
+        flood = "bytes=" + "0-0," * 1_000_000
+        try:
+            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nRange: {flood}\r\n\r\n".encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert _answer(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_stalled_upload_is_discarded(guarded: LiveServer) -> None:
+    settings = guarded.settings
+    head = part_head("stalled.bin")
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
+        sock.sendall(request_head(guarded.port, len(head) + 32 * MIB) + head)
+        sock.sendall(os.urandom(MIB))
+        assert wait_for(lambda: any((settings.media_dir / ".partial").glob("*.part")))
+        # Then nothing more: the server gives up on the body and leaves nothing behind.
+        assert wait_for(lambda: _closed_by_server(sock), 4 * TIMEOUT_SECONDS)
+    assert wait_for(lambda: stored_files(settings) == [])
+    with guarded.client() as client:
+        assert client.get("/api/media").json()["total"] == 0
+
+
+def test_a_client_that_stops_reading_a_download_is_dropped(guarded: LiveServer) -> None:
+    with guarded.client() as client:
+        response = client.post("/api/media", files={"file": ("big.bin", os.urandom(48 * MIB))})
+        media = response.json()["items"][0]
+    process = psutil.Process(guarded.process.pid)
+
+    def serving_the_file() -> bool:
+        return any("/objects/" in f.path for f in process.open_files())
+
+    with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(f"GET {media['download_url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.recv(1024)  # the answer has started; then this client reads no more
+        assert wait_for(serving_the_file, 5)
+        assert wait_for(lambda: not serving_the_file(), 4 * TIMEOUT_SECONDS)
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:
+    server = _start(tmp_path, nofile=1024, max_connections=4, body_timeout_seconds=30.0)
+    head = part_head("slow.bin")
+    busy = []
+    try:
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
+            busy.append(sock)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            answer = _answer(extra)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
+        assert b"retry-after: 5" in answer.lower()
+    finally:
+        for sock in busy:
+            sock.close()
+    # Once they are gone, the server answers again.
+    with server.client() as client:
+        assert wait_for(lambda: client.get("/healthz").status_code == 200)
+    server.stop()
+
+
+def test_a_keep_alive_connection_serves_many_requests(guarded: LiveServer) -> None:
+    """The guards do not get in the way of an ordinary client reusing its connection."""
+    with httpx2.Client(base_url=guarded.base_url, timeout=10) as client:
+        for _ in range(50):
+            assert client.get("/healthz").status_code == 200
+        time.sleep(TIMEOUT_SECONDS / 2)
+        assert client.get("/healthz").status_code == 200
