@@ -11,11 +11,13 @@ connection whose client stopped reading. Here, per connection:
   time the application itself spends not reading does not count;
 - a client that reads nothing of a response for ``send_timeout_seconds`` is dropped;
 - after an answer sent before the request body was read (``413``, ``507``), the rest of the
-  body is dropped for ``linger_seconds`` at most;
+  body is dropped for ``linger_seconds`` or ``LINGER_BYTES`` at most;
 
-and per process, at most ``max_connections`` are open: past it the oldest idle connection
-(no request under way) is closed to make room, as nginx reuses keep-alive connections; with
-none idle the new one gets ``503``. uvicorn's own keep-alive timeout closes idle ones.
+and per process, at most ``max_connections`` are open: past it the connection that has waited
+longest for a request head (idle, or sending one slowly) is closed to make room, as nginx reuses
+keep-alive connections; a real client's head takes milliseconds, so the longest-waiting ones
+are the idle and the slow. With every connection busy with a request, the new one gets
+``503``. uvicorn's own keep-alive timeout closes idle ones.
 
 Used by ``streamport serve`` (``http=`` of ``uvicorn.run``); the limits come from the
 lifespan state (``LIMITS_STATE_KEY``).
@@ -49,14 +51,16 @@ _FALLBACK_LIMITS = ConnectionLimits(
 # dropped this long, or this much, so it reads the answer instead of a connection reset.
 _REFUSAL_LINGER_SECONDS = 5.0
 _REFUSAL_LINGER_BYTES = 4 * 2**20
+# After an early answer of the application, the rest of a body dropped at most.
+LINGER_BYTES = 16 * 2**20
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One client connection, bounded in time, header size and number (see the module)."""
 
-    # Connections with no request under way, oldest first: the first to go when the
-    # process is full. One uvicorn server runs per process, so one registry per process.
-    _idle: ClassVar[OrderedDict["GuardedHttpToolsProtocol", None]] = OrderedDict()
+    # Connections waiting for a request head (idle, or receiving one), longest-waiting first:
+    # the first to go when the process is full. One uvicorn server runs per process.
+    _awaiting: ClassVar[OrderedDict["GuardedHttpToolsProtocol", None]] = OrderedDict()
 
     def __init__(
         self,
@@ -72,6 +76,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False  # a request body is being received
         self._last_body_at = 0.0
         self._refused = False  # an answer of this layer was sent; input is dropped
+        self._lingering = False  # answered before the body was read; the rest is dropped
         self._dropped_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -82,17 +87,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections and not self._close_oldest_idle():
-            logger.warning("Refusing a connection: %d open, none idle", self.limits.max_connections)
-            self._refuse(503, "The server has too many open connections; try again shortly.")
+        full = len(self.connections) > self.limits.max_connections
+        if full and not self._close_longest_waiting():
+            logger.warning("Refusing a connection: %d open, all busy", self.limits.max_connections)
+            # Closed at once, no lingering: under a flood its descriptor is needed back.
+            self._refused = True
+            self.transport.write(
+                _error_response(503, "The server has too many open connections; try again.")
+            )
+            self.transport.close()
             return
-        self._set_idle(True)
+        self._set_awaiting(True)
         self._head_timer = self.loop.call_later(
             self.limits.header_timeout_seconds, self._on_head_timeout
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._set_idle(False)
+        self._set_awaiting(False)
         for timer in (self._head_timer, self._body_timer, self._send_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
@@ -106,7 +117,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._dropped_bytes > _REFUSAL_LINGER_BYTES:
                 self._close_quietly()
             return
-        self._set_idle(False)
+        if self._lingering:
+            self._dropped_bytes += len(data)
+            if self._dropped_bytes > LINGER_BYTES:
+                self._close_quietly()
+                return
         if self._awaiting_head:
             self._head_bytes += len(data)
         elif self._in_body:
@@ -132,6 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Parser callbacks
 
     def on_headers_complete(self) -> None:
+        self._set_awaiting(False)
         self._awaiting_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
@@ -149,6 +165,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_body = False
+        self._lingering = False
         self._awaiting_head = True
         self._cancel_timer("_body_timer")
         self._cancel_timer("_linger_timer")
@@ -161,11 +178,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_body:
             # Answered before the body was read: drop the rest for a while, then close.
+            self._lingering = True
+            self._dropped_bytes = 0
             self._linger_timer = self.loop.call_later(
                 self.limits.linger_seconds, self._close_quietly
             )
         elif not self.pipeline:
-            self._set_idle(True)
+            self._set_awaiting(True)
 
     # Flow control from the transport
 
@@ -244,7 +263,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, detail: str) -> None:
         """Answer ``status`` from here (no application involved), then close."""
         self._refused = True
-        self._set_idle(False)
+        self._set_awaiting(False)
         self._cancel_head_timer()
         self._cancel_timer("_body_timer")
         self.transport.write(_error_response(status, detail))
@@ -253,19 +272,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
-    def _close_oldest_idle(self) -> bool:
-        for protocol in self._idle:
+    def _close_longest_waiting(self) -> bool:
+        for protocol in self._awaiting:
             if protocol is not self:
-                protocol._set_idle(False)
-                protocol.transport.close()
+                protocol._set_awaiting(False)
+                protocol._refused = True
+                transport = protocol.transport
+                if transport.get_write_buffer_size():
+                    transport.close()  # the end of its last answer is still on its way
+                else:
+                    transport.abort()  # nothing owed: free the descriptor now
                 return True
         return False
 
-    def _set_idle(self, idle: bool) -> None:
-        if idle:
-            self._idle[self] = None
+    def _set_awaiting(self, awaiting: bool) -> None:
+        if awaiting:
+            self._awaiting[self] = None
         else:
-            self._idle.pop(self, None)
+            self._awaiting.pop(self, None)
 
     def _cancel_head_timer(self) -> None:
         self._cancel_timer("_head_timer")
