@@ -34,8 +34,11 @@ class UnsupportedUpload(StreamportError):
 class UploadTooLarge(StreamportError):
     status_code = 413
 
-    def __init__(self, max_upload_bytes: int) -> None:
-        super().__init__(f"The upload is larger than the limit of {max_upload_bytes:,} bytes.")
+    def __init__(self, max_upload_bytes: int, reason: str | None = None) -> None:
+        if reason:
+            super().__init__(f"The upload is refused: {reason}.")
+        else:
+            super().__init__(f"The upload is larger than the limit of {max_upload_bytes:,} bytes.")
 
 
 class InsufficientStorage(StreamportError):

@@ -18,6 +18,7 @@ from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
 from app.storage.info_cache import ObjectInfoCache
+from app.web.body_limit import BodyLimit
 from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_files_limit
 from app.web.errors import install_error_handlers
 from app.web.routes import api, events, media, pages
@@ -92,4 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Only the upload routes read large bodies, and they stream and bound them themselves.
+    uploads = {
+        ("POST", str(app.url_path_for(name))) for name in ("api_upload_media", "upload_submit")
+    }
+    app.add_middleware(BodyLimit, streaming_routes=uploads)
     return app

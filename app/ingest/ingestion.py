@@ -8,7 +8,6 @@ removed again.
 
 import hashlib
 from collections.abc import AsyncIterator, Sequence
-from contextlib import suppress
 from pathlib import Path
 
 import aiofiles
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import catalog
 from app.catalog.models import TITLE_MAX_CHARS, Media
-from app.errors import StreamportError
 from app.ingest.content_types import SNIFF_BYTES, guess_content_type
 from app.ingest.filenames import sanitize_filename, title_from_filename
 from app.ingest.uploads import (
@@ -46,7 +44,7 @@ async def ingest_upload(
     boundary = upload_boundary(content_type)
     check_declared_length(content_length, max_upload_bytes)
     received = await receive_upload(body, boundary, storage, max_upload_bytes)
-    return await _commit_received(session, storage, received)
+    return await _catalogue(session, received)
 
 
 def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
@@ -59,14 +57,9 @@ def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
     return [f"{title} — {title_from_filename(name)}"[:TITLE_MAX_CHARS] for name in filenames]
 
 
-async def _commit_received(
-    session: AsyncSession, storage: Storage, received: ReceivedUpload
-) -> list[Media]:
-    committed_keys: list[str] = []
+async def _catalogue(session: AsyncSession, received: ReceivedUpload) -> list[Media]:
+    """Insert the rows of stored files in one transaction; on failure, delete the files."""
     try:
-        for item in received.files:
-            await item.upload.commit()
-            committed_keys.append(item.upload.key)
         titles = upload_titles(received.title, [item.filename for item in received.files])
         media = [
             await catalog.add_media(
@@ -76,21 +69,17 @@ async def _commit_received(
                 content_type=item.content_type,
                 size=item.size,
                 sha256=item.sha256,
-                storage_key=key,
+                storage_key=item.key,
             )
-            for item, key, title in zip(received.files, committed_keys, titles, strict=True)
+            for item, title in zip(received.files, titles, strict=True)
         ]
         await session.commit()
     except BaseException:
         with anyio.CancelScope(shield=True):
             await session.rollback()
             await received.discard()
-            for key in committed_keys:
-                # A failed delete must not hide the original error: the start-up sweep
-                # removes bytes no row points at.
-                with suppress(StreamportError, OSError):
-                    await storage.delete(key)
         raise
+    await received.catalogued()
     return media
 
 
@@ -114,19 +103,19 @@ async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Me
             await upload.discard()
             return None
         filename = sanitize_filename(path.name) or "unnamed"
-        received = ReceivedUpload(
-            files=[
-                ReceivedFile(
-                    upload=upload,
-                    filename=filename,
-                    content_type=guess_content_type(filename, head),
-                    size=size,
-                    sha256=sha256,
-                )
-            ]
-        )
+        received = ReceivedUpload(storage)
+        await received.store(upload)
     except BaseException:
         await upload.discard()
         raise
-    [media] = await _commit_received(session, storage, received)
+    received.files.append(
+        ReceivedFile(
+            key=upload.key,
+            filename=filename,
+            content_type=guess_content_type(filename, head),
+            size=size,
+            sha256=sha256,
+        )
+    )
+    [media] = await _catalogue(session, received)
     return media

@@ -9,6 +9,7 @@ is committed here: the caller commits the uploads once the whole request has bee
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,18 +19,30 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from app.catalog.models import TITLE_MAX_CHARS
-from app.errors import BadUpload, UnsupportedUpload, UploadAborted, UploadTooLarge
+from app.errors import (
+    BadUpload,
+    StreamportError,
+    UnsupportedUpload,
+    UploadAborted,
+    UploadTooLarge,
+)
 from app.ingest.content_types import SNIFF_BYTES, guess_content_type
 from app.ingest.filenames import normalize_title, sanitize_filename
 from app.storage import Storage, UploadSink
+from app.storage.scratch import Ledger
 
 FILE_FIELD = "file"
 TITLE_FIELD = "title"
 WRITE_CHUNK_BYTES = 1024 * 1024
-# Room for boundaries, part headers and small fields on top of the file bytes themselves.
+# A file's first buffer: a small file never costs a whole write chunk of memory; buffers grow
+# fourfold with each write up to WRITE_CHUNK_BYTES.
+FIRST_BUFFER_BYTES = 64 * 1024
+# Everything of the body that is not file bytes: boundaries, part headers, fields, preamble.
 FORM_OVERHEAD_BYTES = 1024 * 1024
-_MAX_TEXT_FIELD_BYTES = 64 * 1024
+_MAX_TITLE_FIELD_BYTES = 64 * 1024
 _MAX_FILES = 1000
+# Files plus a few fields; parts past this are refused however small.
+_MAX_PARTS = _MAX_FILES + 24
 # Part headers carry the file name; long enough for any real one (and for a hostile 5,000
 # characters, which is then cut down), bounded so headers cannot eat memory.
 _MAX_PART_HEADER_BYTES = 64 * 1024
@@ -37,9 +50,9 @@ _MAX_PART_HEADER_BYTES = 64 * 1024
 
 @dataclass
 class ReceivedFile:
-    """One file of the request, all sent to storage but not committed yet."""
+    """One file of the request, stored under ``key`` but not catalogued yet."""
 
-    upload: UploadSink
+    key: str
     filename: str
     content_type: str
     size: int
@@ -48,15 +61,38 @@ class ReceivedFile:
 
 @dataclass
 class ReceivedUpload:
-    """Everything a multipart upload carried."""
+    """Everything a multipart upload carried. Its files are stored as each part ends (so a
+    request of a thousand parts holds one open file, not a thousand) and listed in a ledger
+    that keeps the orphan sweeps away until they are catalogued, or deleted by ``discard``."""
 
+    storage: Storage
     files: list[ReceivedFile] = field(default_factory=list)
     title: str | None = None
+    ledger: Ledger | None = None
+
+    async def store(self, upload: UploadSink) -> None:
+        """Commit one finished file's bytes, recording the key first."""
+        if self.ledger is None:
+            self.ledger = await self.storage.scratch.open_ledger()
+        await self.ledger.add(upload.key)
+        await upload.commit()
+
+    async def catalogued(self) -> None:
+        """The files have their rows: the ledger is no longer needed."""
+        if self.ledger is not None:
+            await self.ledger.close()
+            self.ledger = None
 
     async def discard(self) -> None:
         """Leave nothing behind of any file of this upload."""
-        for received in self.files:
-            await received.upload.discard()
+        with anyio.CancelScope(shield=True):
+            for received in self.files:
+                # A failed delete must not hide the original error: the bytes stay in the
+                # ledger's keys until the process ends, then the orphan sweep takes them.
+                with suppress(StreamportError, OSError):
+                    await self.storage.delete(received.key)
+            self.files.clear()
+            await self.catalogued()
 
 
 def upload_boundary(content_type: str | None) -> bytes:
@@ -86,23 +122,25 @@ class _Part:
         self.header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
         self.field_name: str | None = None
-        self.filename: str | None = None
         self.text = bytearray()
         self.file: _FileWriter | None = None
 
 
 class _FileWriter:
-    """Copies part bytes into two reused buffers: while one is written and hashed (in
-    threads), the parser fills the other. Reusing them keeps memory flat and spares the
-    allocator a fresh megabyte per write."""
+    """Copies part bytes into two buffers: while one is written and hashed (in threads), the
+    parser fills the other. Buffers are allocated as bytes come (64 KiB, then larger up to
+    1 MiB, then reused), and storage is opened only once a first buffer is full: an upload
+    that stalls after its headers holds neither memory nor a file."""
 
-    def __init__(self, upload: UploadSink, filename: str) -> None:
-        self.upload = upload
+    def __init__(self, storage: Storage, filename: str) -> None:
+        self.storage = storage
+        self.upload: UploadSink | None = None
         self.filename = filename
         self.hasher = hashlib.sha256()
         self.size = 0
         self.head = b""
-        self._buffers = (bytearray(WRITE_CHUNK_BYTES), bytearray(WRITE_CHUNK_BYTES))
+        self._buffers: list[bytearray | None] = [None, None]
+        self._buffer_bytes = FIRST_BUFFER_BYTES
         self._active = 0
         self._filled = 0
         self._in_flight: asyncio.Future[None] | None = None
@@ -112,7 +150,7 @@ class _FileWriter:
             self.head += data[: SNIFF_BYTES - len(self.head)]
         self.size += len(data)
         while data:
-            buffer = self._buffers[self._active]
+            buffer = self._active_buffer()
             taken = min(len(data), len(buffer) - self._filled)
             buffer[self._filled : self._filled + taken] = data[:taken]
             self._filled += taken
@@ -120,30 +158,45 @@ class _FileWriter:
             if self._filled == len(buffer):
                 await self._hand_over()
 
+    def _active_buffer(self) -> bytearray:
+        buffer = self._buffers[self._active]
+        if buffer is None or len(buffer) < self._buffer_bytes:
+            buffer = bytearray(self._buffer_bytes)
+            self._buffers[self._active] = buffer
+        return buffer
+
     async def _hand_over(self) -> None:
         """Start writing the active buffer and switch to the other, once it is free."""
         await self._wait_in_flight()
-        view = memoryview(self._buffers[self._active])[: self._filled]
-        self._in_flight = asyncio.ensure_future(self._write_and_hash(view))
+        if self.upload is None:
+            self.upload = await self.storage.open_upload()
+        buffer = self._buffers[self._active]
+        assert buffer is not None
+        view = memoryview(buffer)[: self._filled]
+        self._in_flight = asyncio.ensure_future(self._write_and_hash(self.upload, view))
         self._active ^= 1
         self._filled = 0
+        self._buffer_bytes = min(WRITE_CHUNK_BYTES, self._buffer_bytes * 4)
 
-    async def _write_and_hash(self, view: memoryview) -> None:
+    async def _write_and_hash(self, upload: UploadSink, view: memoryview) -> None:
         # hashlib releases the GIL on large buffers, so hashing in a thread overlaps the write.
-        await asyncio.gather(self.upload.write(view), asyncio.to_thread(self.hasher.update, view))
+        await asyncio.gather(upload.write(view), asyncio.to_thread(self.hasher.update, view))
 
     async def _wait_in_flight(self) -> None:
         if self._in_flight is not None:
             in_flight, self._in_flight = self._in_flight, None
             await in_flight
 
-    async def finish(self) -> ReceivedFile:
-        if self._filled:
+    async def finish(self, received: ReceivedUpload) -> ReceivedFile:
+        """Write what is left, store the file, and let its buffers go."""
+        if self._filled or self.upload is None:
             await self._hand_over()
         await self._wait_in_flight()
-        # Not committed here: a later file of the request may still fail it.
+        self._buffers = [None, None]
+        assert self.upload is not None
+        await received.store(self.upload)
         return ReceivedFile(
-            upload=self.upload,
+            key=self.upload.key,
             filename=self.filename,
             content_type=guess_content_type(self.filename, self.head),
             size=self.size,
@@ -156,7 +209,9 @@ class _FileWriter:
             with anyio.CancelScope(shield=True):
                 await asyncio.gather(self._in_flight, return_exceptions=True)
             self._in_flight = None
-        await self.upload.discard()
+        self._buffers = [None, None]
+        if self.upload is not None:
+            await self.upload.discard()
 
 
 class _UploadReader:
@@ -166,11 +221,11 @@ class _UploadReader:
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
         self.events: list[tuple[str, Any]] = []
-        self.result = ReceivedUpload()
+        self.result = ReceivedUpload(storage)
         self.part: _Part | None = None
-        self.open_writers: list[_FileWriter] = []
+        self.writer: _FileWriter | None = None  # the file part being received, if any
         self.file_bytes = 0
-        self.text_bytes = 0
+        self.parts = 0
         self.ended = False
 
     def callbacks(self) -> dict[str, Any]:
@@ -200,6 +255,9 @@ class _UploadReader:
         self.events.clear()
 
     async def _on_part_begin(self, _: None) -> None:
+        self.parts += 1
+        if self.parts > _MAX_PARTS:
+            raise UploadTooLarge(self.max_upload_bytes, f"more than {_MAX_PARTS} parts")
         self.part = _Part()
 
     async def _on_header_field(self, data: memoryview) -> None:
@@ -233,11 +291,9 @@ class _UploadReader:
         filename = sanitize_filename(raw_name)
         if not filename:
             raise BadUpload(f"The file name {raw_name!r} has no usable characters.")
-        if len(self.result.files) + len(self.open_writers) >= _MAX_FILES:
+        if len(self.result.files) >= _MAX_FILES:
             raise BadUpload(f"At most {_MAX_FILES} files can be sent at once.")
-        writer = _FileWriter(await self.storage.open_upload(), filename)
-        self.open_writers.append(writer)
-        part.file = writer
+        self.writer = part.file = _FileWriter(self.storage, filename)
 
     async def _on_part_data(self, data: memoryview) -> None:
         part = self.part
@@ -248,18 +304,19 @@ class _UploadReader:
                 raise UploadTooLarge(self.max_upload_bytes)
             await part.file.feed(data)
             return
-        self.text_bytes += len(data)
-        if self.text_bytes > _MAX_TEXT_FIELD_BYTES:
-            raise BadUpload("The form's text fields are too long.")
-        part.text += data
+        # Fields other than the title are not kept; all of them count as form overhead.
+        if part.field_name == TITLE_FIELD:
+            if len(part.text) + len(data) > _MAX_TITLE_FIELD_BYTES:
+                raise BadUpload(f"The title is longer than {TITLE_MAX_CHARS} characters.")
+            part.text += data
 
     async def _on_part_end(self, _: None) -> None:
         part = self.part
         assert part is not None
         self.part = None
         if part.file is not None:
-            received = await part.file.finish()
-            self.open_writers.remove(part.file)
+            received = await part.file.finish(self.result)
+            self.writer = None
             self.result.files.append(received)
         elif part.field_name == TITLE_FIELD:
             self.result.title = _clean_title(_decode(bytes(part.text)))
@@ -268,9 +325,9 @@ class _UploadReader:
         self.ended = True
 
     async def discard(self) -> None:
-        for writer in self.open_writers:
-            await writer.abandon()
-        self.open_writers.clear()
+        if self.writer is not None:
+            await self.writer.abandon()
+            self.writer = None
         await self.result.discard()
 
 
@@ -279,19 +336,26 @@ async def receive_upload(
 ) -> ReceivedUpload:
     """Read a multipart body into storage uploads; on any failure none is left behind.
 
-    Raises ``BadUpload`` (malformed, no file), ``UploadTooLarge`` (file bytes past the limit),
-    ``UploadAborted`` (the client went away) or ``InsufficientStorage`` (disk full).
+    Raises ``BadUpload`` (malformed, no file), ``UploadTooLarge`` (file bytes past the limit,
+    more than ``FORM_OVERHEAD_BYTES`` of anything else, too many parts), ``UploadAborted``
+    (the client went away) or ``InsufficientStorage`` (disk full).
     """
     reader = _UploadReader(storage, max_upload_bytes)
     parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_MAX_PART_HEADER_BYTES)
+    body_bytes = 0
     try:
         async for chunk in body:
             if not chunk:
                 continue
+            body_bytes += len(chunk)
             parser.write(chunk)
             await reader.handle_events()
             if reader.ended:
                 break
+            # Every byte counts: the parser skips a preamble and keeps no unknown field, so
+            # without this a body of nothing but those would be read to its end.
+            if body_bytes - reader.file_bytes > FORM_OVERHEAD_BYTES:
+                raise UploadTooLarge(max_upload_bytes, "more than 1 MiB besides the files")
         if not reader.ended:
             raise BadUpload("The upload ended before its final boundary.")
         if not reader.result.files:

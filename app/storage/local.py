@@ -179,7 +179,8 @@ class LocalStorage:
         partials = await anyio.to_thread.run_sync(self.scratch.sweep_partials)
         if partials:
             logger.info("Removed %d partial file(s) left by an interrupted server", len(partials))
-        known = await catalog_keys()
+        # Keys a request still under way has stored but not catalogued yet are not orphans.
+        known = await catalog_keys() | await anyio.to_thread.run_sync(self.scratch.held_keys)
         orphans = await anyio.to_thread.run_sync(self.sweep_orphans, known, ORPHAN_MIN_AGE_SECONDS)
         if orphans:
             logger.info("Removed %d stored file(s) that no catalog row points at", len(orphans))

@@ -42,10 +42,12 @@ PROCESS_PARTS_IN_FLIGHT = 8
 _MAX_PARTS = 10_000
 _MARKER_SUFFIX = ".s3upload"
 _COPY_CHUNK_BYTES = 2**20
-# Objects are recorded in the catalog right after CompleteMultipartUpload. An object with no
-# row must be older than this, and still have no row ten minutes after it was listed, to go:
-# Last-Modified of a multipart object may be when its upload began, long before it completed.
-ORPHAN_MIN_AGE_SECONDS = 3600
+# An object with no row must be older than this, and still have no row ten minutes after it
+# was listed, to go: Last-Modified of a multipart object may be when its upload began, and
+# the files of a multi-file upload are stored one by one but catalogued together when the
+# request ends; another node cannot see this node's ledgers of such requests. Orphans only
+# come from crashes, so a day's delay costs nothing.
+ORPHAN_MIN_AGE_SECONDS = 24 * 3600
 ORPHAN_RECHECK_SECONDS = 600
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
@@ -398,7 +400,7 @@ class S3Storage:
         if aborted:
             logger.info("Aborted %d multipart upload(s) left by an interrupted server", aborted)
         try:
-            candidates = await self._orphan_candidates(await catalog_keys())
+            candidates = await self._orphan_candidates(await self._known_keys(catalog_keys))
         except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
             logger.warning("could not list the bucket for orphaned objects: %s", exc)
             return
@@ -424,6 +426,10 @@ class S3Storage:
             path.unlink(missing_ok=True)
         return aborted
 
+    async def _known_keys(self, catalog_keys: CatalogKeys) -> set[str]:
+        """Keys with a row, and keys this machine's requests stored but have not catalogued."""
+        return await catalog_keys() | await anyio.to_thread.run_sync(self.scratch.held_keys)
+
     async def _orphan_candidates(self, known: set[str]) -> list[str]:
         cutoff = datetime.now(UTC) - timedelta(seconds=ORPHAN_MIN_AGE_SECONDS)
         candidates = []
@@ -438,7 +444,7 @@ class S3Storage:
     async def _delete_orphans(self, candidates: list[str], catalog_keys: CatalogKeys) -> None:
         await asyncio.sleep(ORPHAN_RECHECK_SECONDS)
         try:
-            known = await catalog_keys()
+            known = await self._known_keys(catalog_keys)
             orphans = [key for key in candidates if key not in known]
             for key in orphans:
                 await self.delete(key)

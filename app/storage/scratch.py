@@ -1,5 +1,6 @@
 """Local scratch files under ``<media_dir>/.partial``: uploads in flight on local storage,
-ffmpeg's inputs and outputs, and the markers of S3 multipart uploads in flight.
+ffmpeg's inputs and outputs, the markers of S3 multipart uploads in flight, and the ledgers of
+requests whose files are stored but not yet catalogued.
 
 Each scratch file is locked (``flock``) by the process using it, so a start-up sweep can tell
 a file in use by another worker from one left behind by a crash.
@@ -23,6 +24,7 @@ from aiofiles.threadpool.binary import AsyncFileIO
 from app.errors import InsufficientStorage
 
 PARTIAL_SUFFIX = ".part"
+LEDGER_SUFFIX = ".ledger"
 _CREATING_SUFFIX = ".creating"
 
 
@@ -83,6 +85,22 @@ class PartialFile:
                 pass
 
 
+class Ledger:
+    """The keys a request has stored so far and will catalogue when it ends: while its
+    process holds the ledger, no orphan sweep of this machine takes them."""
+
+    def __init__(self, partial: PartialFile) -> None:
+        self._partial = partial
+
+    async def add(self, key: str) -> None:
+        """Record one more stored key."""
+        await self._partial.write(f"{key}\n".encode())
+
+    async def close(self) -> None:
+        """The keys are catalogued, or deleted: forget them."""
+        await self._partial.discard()
+
+
 class ScratchDir:
     """The directory of locked scratch files."""
 
@@ -110,6 +128,30 @@ class ScratchDir:
             raise_storage_error(exc)
         handle = AsyncFileIO(raw, loop=None, executor=None)
         return PartialFile(path, handle)
+
+    async def open_ledger(self) -> Ledger:
+        """Start the ledger of one request's stored keys."""
+        return Ledger(await self.open_partial(LEDGER_SUFFIX))
+
+    def held_keys(self) -> set[str]:
+        """Every key in a ledger a live process holds: stored, about to be catalogued."""
+        keys: set[str] = set()
+        for path in self.directory.glob(f"*{LEDGER_SUFFIX}"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    keys.update(_read_all(fd).decode(errors="replace").split())
+                    continue
+                # Nobody holds it: its process died, and its keys are orphans like any other.
+                path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return keys
 
     def sweep_partials(self) -> list[Path]:
         """Remove scratch files whose process is gone (a crash or kill); returns what went."""
@@ -144,6 +186,13 @@ class ScratchDir:
                 yield path, os.pread(fd, 4096, 0)
             finally:
                 os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _create_locked(creating: Path, path: Path) -> io.FileIO:
