@@ -1,8 +1,10 @@
 """Shared by the benchmarks: servers on 127.0.0.1, RSS sampling, tables and result files."""
 
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +49,8 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    # Where this process's lines begin in ``log_path`` (a restart appends to the same log).
+    log_offset: int = 0
 
     @property
     def pid(self) -> int:
@@ -64,6 +68,15 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def own_log(self) -> str:
+        """What this process wrote to its log (not an earlier process's lines)."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(self.log_offset)
+                return handle.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def processes(self) -> list[psutil.Process]:
         """The server's process and its children (nginx: master and workers)."""
@@ -86,11 +99,12 @@ def spawn(
     name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, port: int
 ) -> Server:
     """Start ``argv`` with its output in ``log_path`` and wait until ``/healthz`` answers."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-    server = Server(name, process, port, log_path)
+    server = Server(name, process, port, log_path, offset)
     try:
         wait_healthy(server)
     except BaseException:
@@ -136,6 +150,307 @@ def start_streamport(
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     # cwd outside the repository, so no stray .env changes the settings.
     return spawn("streamport", argv, env, log_path.parent, log_path, port)
+
+
+# --------------------------------------------------------------------------- code under test
+
+
+@dataclass
+class CodeTree:
+    """Where one Streamport's code is imported from: this repository's working tree (HEAD),
+    or a detached ``git worktree`` of another revision (the baseline)."""
+
+    key: str
+    label: str
+    root: Path
+    rev: str
+    commit: str
+    dirty: bool | None = None
+    is_worktree: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the result files."""
+        return {
+            "label": self.label,
+            "root": str(self.root),
+            "rev": self.rev,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "worktree": self.is_worktree,
+        }
+
+
+def _git(*args: str, cwd: Path = REPO_ROOT) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def working_tree() -> CodeTree:
+    """The repository itself, uncommitted changes included: what "HEAD" runs."""
+    state = git_state()
+    return CodeTree(
+        "streamport", "Streamport", REPO_ROOT, "HEAD", state["commit"], state["dirty"], False
+    )
+
+
+def add_worktree(rev: str, workdir: Path) -> CodeTree:
+    """A detached ``git worktree`` of ``rev`` in ``workdir``; :func:`remove_worktree` undoes it.
+
+    A worktree, not an import of the revision's modules into this process: the package layout
+    may differ between revisions, and each server must import only its own ``app``.
+    """
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"--baseline {rev}: not a commit of {REPO_ROOT}") from None
+    path = workdir / f"baseline-{commit[:12]}"
+    _git("worktree", "add", "--detach", "--quiet", str(path), commit)
+    return CodeTree("baseline", f"Streamport ({rev})", path, rev, commit, False, True)
+
+
+def remove_worktree(tree: CodeTree) -> None:
+    """Unregister and delete a worktree made by :func:`add_worktree` (idempotent)."""
+    if not tree.is_worktree:
+        return
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree.root)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    # Also drops the registration when the directory was already deleted.
+    subprocess.run(["git", "worktree", "prune"], cwd=REPO_ROOT, capture_output=True, check=False)
+
+
+def start_streamport_code(
+    tree: CodeTree,
+    media_dir: Path,
+    max_upload_bytes: int,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    nofile: int | None = None,
+    others: Sequence[CodeTree] = (),
+) -> tuple[Server, dict[str, Any]]:
+    """``python -m app.cli serve`` importing ``tree``'s ``app`` (and running ``tree``'s
+    migrations); returns the server and the proof of which code it imported.
+
+    cwd and ``PYTHONPATH`` are ``tree.root``: both come before the editable install on
+    ``sys.path``. ``PYTHONVERBOSE=1`` makes the interpreter log every file it imports (at
+    import time only, so it costs nothing on the byte path); :func:`verify_code` reads that and
+    stops the benchmark if any ``app`` or ``migrations`` file came from another tree. With
+    ``nofile``, the server runs under ``prlimit --nofile=N:N`` (prlimit execs it: same PID).
+    """
+    if (tree.root / ".env").exists():
+        # Settings read .env from the working directory: it would tune one server only.
+        raise SystemExit(f"{tree.root / '.env'} would change {tree.label}'s settings; move it")
+    port = free_port()
+    env = {
+        **os.environ,
+        "STREAMPORT_MEDIA_DIR": str(media_dir),
+        "STREAMPORT_MAX_UPLOAD_BYTES": str(max_upload_bytes),
+        "PYTHONPATH": str(tree.root),
+        "PYTHONVERBOSE": "1",
+    }
+    env.pop("STREAMPORT_DATABASE_URL", None)
+    env.update(extra_env or {})
+    argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if nofile:
+        argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--", *argv]
+    server = spawn(tree.label, argv, env, tree.root, log_path, port)
+    try:
+        check = verify_code(server, tree, others)
+    except BaseException:
+        server.stop()
+        raise
+    return server, check
+
+
+_CODE_OBJECT = re.compile(r"^# code object from '?(.+?)'?$", re.M)
+
+
+def imported_files(log: str) -> list[Path]:
+    """Source files a ``PYTHONVERBOSE=1`` interpreter reported loading, in order."""
+    files = []
+    for raw in _CODE_OBJECT.findall(log):
+        path = Path(raw)
+        if path.parent.name == "__pycache__":
+            # ``x.cpython-311.pyc`` in ``__pycache__`` stands for ``x.py`` one level up.
+            path = path.parent.parent / (path.name.split(".", 1)[0] + ".py")
+        files.append(path)
+    return files
+
+
+def verify_code(server: Server, tree: CodeTree, others: Sequence[CodeTree] = ()) -> dict[str, Any]:
+    """Which ``app`` and ``migrations`` files this server imported; raises unless all of them
+    come from ``tree.root`` (and, for a worktree, from its commit).
+
+    The fingerprint (SHA-256 over those files' paths and bytes) tells two servers apart: equal
+    fingerprints mean the same code ran twice.
+    """
+    loaded = imported_files(server.own_log())
+
+    def under(root: Path, top: str) -> list[Path]:
+        return [p for p in loaded if p.is_relative_to(root / top)]
+
+    app_files = under(tree.root, "app")
+    migration_files = under(tree.root, "migrations")
+    foreign = sorted(
+        {
+            str(p)
+            for other in (*others, working_tree())
+            if other.root != tree.root
+            for top in ("app", "migrations")
+            for p in under(other.root, top)
+        }
+    )
+    mine = sorted({p.relative_to(tree.root).as_posix() for p in app_files + migration_files})
+    missing = [
+        name for name in ("app/__init__.py", "app/cli.py", "migrations/env.py") if name not in mine
+    ]
+    untracked: list[str] = []
+    checked_out = tree.commit
+    if tree.is_worktree:
+        tracked = set(_git("ls-tree", "-r", "--name-only", tree.commit).splitlines())
+        untracked = [name for name in mine if name not in tracked]
+        checked_out = _git("rev-parse", "HEAD", cwd=tree.root)
+    hasher = hashlib.sha256()
+    for name in mine:
+        hasher.update(name.encode() + b"\0" + (tree.root / name).read_bytes() + b"\0")
+    check = {
+        "label": tree.label,
+        "pid": server.pid,
+        "app_package": str(tree.root / "app" / "__init__.py")
+        if "app/__init__.py" in mine
+        else None,
+        "app_files": len(app_files),
+        "migration_files": len(migration_files),
+        "files": mine,
+        "fingerprint": hasher.hexdigest(),
+        "checked_out": checked_out,
+        "foreign": foreign,
+        "missing": missing,
+        "not_in_commit": untracked,
+    }
+    check["ok"] = not foreign and not missing and not untracked and checked_out == tree.commit
+    if not check["ok"]:
+        raise RuntimeError(f"{tree.label} (PID {server.pid}) did not run its own code: {check}")
+    return check
+
+
+def same_code_warning(checks: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """A warning when two servers imported byte-identical code (an A/A run, on purpose or
+    not), else ``None``."""
+    prints = [c["fingerprint"] for c in checks.values()]
+    if len(prints) > 1 and len(set(prints)) == 1:
+        return (
+            "WARNING: every Streamport imported byte-identical app and migrations code: the "
+            "comparison shows only noise."
+        )
+    return None
+
+
+def code_drift_warning(starts: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
+    """A warning when one tree's servers imported different code from start to start (the
+    working tree was edited during the run), else ``None``."""
+    drifted = [key for key, checks in starts.items() if len({c["fingerprint"] for c in checks}) > 1]
+    if not drifted:
+        return None
+    return (
+        f"WARNING: the code of {', '.join(drifted)} changed during the run (fingerprints differ "
+        "between starts): its figures mix two versions."
+    )
+
+
+def code_line(checks: Mapping[str, Mapping[str, Any]], trees: Sequence[CodeTree]) -> str:
+    """One line per server: which commit, which files, which fingerprint."""
+    lines = []
+    for tree in trees:
+        check = checks[tree.key]
+        dirty = " + uncommitted changes" if tree.dirty else ""
+        lines.append(
+            f"{tree.label}: {tree.commit[:12]}{dirty}, app from {check['app_package']} "
+            f"({check['app_files']} app + {check['migration_files']} migrations files, "
+            f"fingerprint {check['fingerprint'][:12]})"
+        )
+    return "\n".join(lines)
+
+
+def compare_runs(
+    rows: Sequence[tuple[str, Any, Any, str, int]],
+) -> list[dict[str, Any]]:
+    """HEAD against the baseline, one entry per ``(measurement, head, baseline, better,
+    digits)``; ``head``/``baseline`` are :func:`spread` dicts or plain numbers, ``better`` is
+    ``higher`` or ``lower``."""
+    out = []
+    for measurement, head, base, better, digits in rows:
+        h = head if isinstance(head, Mapping) else {"median": head, "min": head, "max": head}
+        b = base if isinstance(base, Mapping) else {"median": base, "min": base, "max": base}
+        # None: no ratio to speak of (a baseline of 0, e.g. no RSS growth, and HEAD above it).
+        ratio: float | None = None
+        worse: float | None = None
+        if b["median"]:
+            ratio = h["median"] / b["median"]
+            # Positive: HEAD is worse than the baseline by this much, in per cent of it.
+            worse = (ratio - 1) * 100 if better == "lower" else (1 - ratio) * 100
+        elif not h["median"]:
+            ratio, worse = 1.0, 0.0
+        varied = h["min"] != h["max"] or b["min"] != b["max"]
+        overlap = h["min"] <= b["max"] and b["min"] <= h["max"] if varied else None
+        out.append(
+            {
+                "measurement": measurement,
+                "head": h,
+                "baseline": b,
+                "better": better,
+                "digits": digits,
+                "ratio": ratio,
+                "worse_by_percent": worse,
+                "spreads_overlap": overlap,
+            }
+        )
+    return out
+
+
+def comparison_table(comparisons: Sequence[Mapping[str, Any]], head: str, baseline: str) -> str:
+    """The Markdown table of :func:`compare_runs`."""
+
+    def cell(entry: Mapping[str, float], digits: int) -> str:
+        if entry["min"] == entry["max"]:
+            return f"{entry['median']:.{digits}f}"
+        return f"{entry['median']:.{digits}f} ({entry['min']:.{digits}f}–{entry['max']:.{digits}f})"
+
+    rows = []
+    for c in comparisons:
+        worse = c["worse_by_percent"]
+        if worse is None:
+            verdict = "n/a (baseline 0)"
+        elif abs(worse) < 0.05:
+            verdict = "same"
+        else:
+            verdict = f"{abs(worse):.1f} % {'worse' if worse > 0 else 'better'}"
+        overlap = c["spreads_overlap"]
+        rows.append(
+            [
+                c["measurement"],
+                cell(c["head"], c["digits"]),
+                cell(c["baseline"], c["digits"]),
+                "-" if c["ratio"] is None else f"{c['ratio']:.3f}",
+                f"{c['better']} is better",
+                verdict,
+                "-" if overlap is None else ("yes" if overlap else "no"),
+            ]
+        )
+    headers = [
+        "measurement (median, min–max)",
+        head,
+        baseline,
+        "HEAD / baseline",
+        "direction",
+        "HEAD against baseline",
+        "min–max overlap",
+    ]
+    return table(headers, rows)
 
 
 def start_reference(media_dir: Path, spool_dir: Path, log_path: Path) -> Server:

@@ -6,13 +6,16 @@ One 1 GiB random file, served in the same run, interleaved round by round, by
   through ``POST /api/media``;
 * ``bench/reference_fileresponse.py``: ``FileResponse(root / name)`` under uvicorn with the
   options ``streamport serve`` uses (one worker, ``--no-proxy-headers``, log level info);
-* nginx, one worker, ``sendfile on; tcp_nopush on;``, root = the file's directory.
+* nginx, one worker, ``sendfile on; tcp_nopush on;``, root = the file's directory;
+* with ``--baseline REV``, a second Streamport running the code of ``REV`` (a detached git
+  worktree), measured like the others, so a change can be compared with its parent in one run.
 
 Measured: one download (MB/s), 8 concurrent downloads (aggregate MB/s), random 64 KiB ranges
 with ``wrk`` (requests/s, p99), server CPU seconds per GiB, peak RSS during 64 rate-limited
 downloads, and the time to the first byte of a mid-file range. Figures are medians.
 
-Run from the repository root: ``python3 -m bench.downloads [--streamport-env KEY=VALUE]``.
+Run from the repository root:
+``python3 -m bench.downloads [--baseline REV] [--streamport-env KEY=VALUE]``.
 """
 
 import argparse
@@ -37,11 +40,17 @@ import httpx2
 import psutil
 
 from bench.common import (
+    CodeTree,
     GiB,
     KiB,
     MiB,
     RssSampler,
     Server,
+    add_worktree,
+    code_drift_warning,
+    code_line,
+    compare_runs,
+    comparison_table,
     display_path,
     environment,
     free_port,
@@ -51,19 +60,23 @@ from bench.common import (
     make_workdir,
     mb_per_s,
     mib,
+    remove_worktree,
     require_free_space,
+    same_code_warning,
     servers_stopped_after,
     size_label,
     spawn,
     spread,
     start_fileresponse_reference,
-    start_streamport,
+    start_streamport_code,
     table,
+    working_tree,
     write_results,
 )
 from bench.upload_speed import curl, make_random_file
 
 KEYS = ("streamport", "fileresponse", "nginx")
+# With --baseline, "baseline" joins KEYS (after "streamport") and LABELS (as "Streamport (REV)").
 LABELS = {"streamport": "Streamport", "fileresponse": "Starlette FileResponse", "nginx": "nginx"}
 RANGE_BYTES = 64 * KiB
 CURL_TIMEOUT_S = 600
@@ -416,7 +429,7 @@ def rss_under_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
 
 
 class Bench:
-    """The three servers, the file, and every run's figures."""
+    """The servers, the file, and every run's figures."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
@@ -429,32 +442,57 @@ class Bench:
         self.runs: dict[str, dict[str, list[Any]]] = {}
         self.checks: dict[str, Any] = {}
         self.setup: dict[str, Any] = {}
+        self.trees: list[CodeTree] = [working_tree()]
+        # Which code each Streamport process imported, per start (the upload's and the
+        # measured one's).
+        self.code: dict[str, list[dict[str, Any]]] = {}
+        self.keys: list[str] = list(KEYS)
+        self.labels: dict[str, str] = dict(LABELS)
 
     def _add(self, key: str, server: Server, path: str) -> None:
         self.servers.append(server)
         self.targets[key] = Target(key, server, f"{server.base_url}{path}", server.processes())
 
+    def _start_streamport(self, tree: CodeTree) -> Server:
+        server, check = start_streamport_code(
+            tree,
+            self.workdir / f"{tree.key}-media",
+            self.size + 64 * MiB,
+            self.workdir / f"{tree.key}.log",
+            self.streamport_env,
+            others=self.trees,
+        )
+        self.code.setdefault(tree.key, []).append(check)
+        return server
+
     def start(self) -> None:
-        """Make the file, start the servers, upload to Streamport, warm the page cache."""
+        """Make the file, start the servers, upload to each Streamport, warm the page cache."""
+        if self.args.baseline:
+            baseline = add_worktree(self.args.baseline, self.workdir)
+            self.trees.append(baseline)
+            self.keys.insert(1, baseline.key)
+            self.labels[baseline.key] = baseline.label
         self.files.mkdir()
         print(f"writing {self.args.size_mib} MiB of random bytes to {self.source}", flush=True)
         make_random_file(self.source, self.size)
-        media = self.workdir / "streamport-media"
-        streamport = start_streamport(
-            media, self.size + 64 * MiB, self.workdir / "streamport.log", self.streamport_env
-        )
-        self.servers.append(streamport)
-        print("uploading it to Streamport (POST /api/media)", flush=True)
-        item = upload_to_streamport(streamport, self.source)
-        # Restart, so that Streamport, like the others, starts the measurements as a fresh
-        # process that has only served downloads (its catalog and bytes stay).
-        rss_after_upload = group_rss_bytes(streamport.processes())
-        streamport.stop()
-        self.servers.remove(streamport)
-        streamport = start_streamport(
-            media, self.size + 64 * MiB, self.workdir / "streamport.log", self.streamport_env
-        )
-        self._add("streamport", streamport, item["stream_url"])
+        items: dict[str, dict[str, Any]] = {}
+        rss_after_upload: dict[str, float] = {}
+        for tree in self.trees:
+            streamport = self._start_streamport(tree)
+            self.servers.append(streamport)
+            print(f"uploading it to {tree.label} (POST /api/media)", flush=True)
+            items[tree.key] = upload_to_streamport(streamport, self.source)
+            # Restart, so that Streamport, like the others, starts the measurements as a fresh
+            # process that has only served downloads (its catalog and bytes stay).
+            rss_after_upload[tree.key] = mib(group_rss_bytes(streamport.processes()))
+            streamport.stop()
+            self.servers.remove(streamport)
+        for tree in self.trees:
+            self._add(tree.key, self._start_streamport(tree), items[tree.key]["stream_url"])
+        print(code_line({t.key: self.code[t.key][-1] for t in self.trees}, self.trees))
+        warning = same_code_warning({t.key: self.code[t.key][-1] for t in self.trees})
+        if warning:
+            print(warning)
         self._add(
             "fileresponse",
             start_fileresponse_reference(self.files, self.workdir / "fileresponse.log"),
@@ -463,30 +501,47 @@ class Bench:
         nginx = start_nginx(self.workdir, self.files, self.args.nginx_tcp_nopush)
         self._add("nginx", nginx, f"/{FILE_NAME}")
 
-        copy = stored_copy(media, self.size)
-        print("reading both copies once (page cache)", flush=True)
+        copies = {
+            t.key: stored_copy(self.workdir / f"{t.key}-media", self.size) for t in self.trees
+        }
+        print("reading the copies once (page cache)", flush=True)
         source_sha = read_through(self.source)
-        copy_sha = read_through(copy)
+        copy_sha = {key: read_through(copy) for key, copy in copies.items()}
+        head = self.trees[0].key
         self.setup = {
-            "streamport_item": item,
-            "streamport_copy": str(copy),
-            "streamport_rss_after_upload_mib": mib(rss_after_upload),
+            "streamport_item": items[head],
+            "streamport_copy": str(copies[head]),
+            "streamport_rss_after_upload_mib": rss_after_upload[head],
             "source_sha256": source_sha,
-            "copies_equal": source_sha == copy_sha == item["sha256"],
-            "same_filesystem": self.source.stat().st_dev == copy.stat().st_dev,
+            "copies_equal": all(
+                source_sha == copy_sha[key] == items[key]["sha256"] for key in copies
+            ),
+            "same_filesystem": all(
+                self.source.stat().st_dev == copy.stat().st_dev for copy in copies.values()
+            ),
             "urls": {key: target.url for key, target in self.targets.items()},
             "pids": {key: [p.pid for p in t.processes] for key, t in self.targets.items()},
         }
+        if len(self.trees) > 1:
+            key = self.trees[1].key
+            self.setup |= {
+                "baseline_item": items[key],
+                "baseline_copy": str(copies[key]),
+                "baseline_rss_after_upload_mib": rss_after_upload[key],
+            }
         if not self.setup["copies_equal"]:
-            raise RuntimeError("Streamport's stored copy differs from the source file")
+            raise RuntimeError("a Streamport's stored copy differs from the source file")
 
         # Range checks (and first-use warm-up): 206 with exactly the requested 64 KiB.
         middle = self.size // 2
-        for key, target in self.targets.items():
+        width = max(len(label) for label in self.labels.values())
+        for key in self.keys:
+            target = self.targets[key]
             for start in (0, middle, self.size - RANGE_BYTES):
                 self.checks.setdefault(key, []).append(check_range(target, self.source, start))
             ok = all(check["ok"] for check in self.checks[key])
-            print(f"range check {LABELS[key]:<22} {'206, 65536 bytes, equal' if ok else 'FAILED'}")
+            verdict = "206, 65536 bytes, equal" if ok else "FAILED"
+            print(f"range check {self.labels[key]:<{width}} {verdict}")
 
     @property
     def streamport_env(self) -> dict[str, str]:
@@ -494,20 +549,24 @@ class Bench:
         return dict(pair.split("=", 1) for pair in self.args.streamport_env)
 
     def stop(self) -> None:
-        """Stop the servers this benchmark started, by their PIDs."""
+        """Stop the servers this benchmark started, by their PIDs; drop the worktree."""
         for server in self.servers:
             server.stop()
+        for tree in self.trees:
+            remove_worktree(tree)
 
     def _rounds(
         self, name: str, rounds: int, measure: Callable[[Target], Any], show: Callable[[Any], str]
     ) -> None:
-        runs = self.runs.setdefault(name, {key: [] for key in KEYS})
+        runs = self.runs.setdefault(name, {key: [] for key in self.keys})
+        width = max(len(label) for label in self.labels.values())
         for round_index in range(rounds):
-            for key in rotated(round_index):
+            for key in rotated(round_index, self.keys):
                 value = measure(self.targets[key])
                 runs[key].append(value)
                 print(
-                    f"{name:<10} round {round_index + 1}/{rounds} {LABELS[key]:<22} {show(value)}",
+                    f"{name:<10} round {round_index + 1}/{rounds} "
+                    f"{self.labels[key]:<{width}} {show(value)}",
                     flush=True,
                 )
             time.sleep(0.5)
@@ -536,13 +595,13 @@ class Bench:
             lambda v: f"{v['requests_per_s']:8.0f} req/s, p99 {v.get('p99_ms', 0):.2f} ms",
         )
         middle = size // 2
-        ttfb = self.runs.setdefault("ttfb_ms", {key: [] for key in KEYS})
+        ttfb = self.runs.setdefault("ttfb_ms", {key: [] for key in self.keys})
         for index in range(args.ttfb_requests):
-            for key in rotated(index):
+            for key in rotated(index, self.keys):
                 ttfb[key].append(time_to_first_byte(self.targets[key], middle))
         print(
             "ttfb       "
-            + ", ".join(f"{LABELS[k]} {statistics.median(ttfb[k]):.2f} ms" for k in KEYS),
+            + ", ".join(f"{self.labels[k]} {statistics.median(ttfb[k]):.2f} ms" for k in self.keys),
             flush=True,
         )
         self._rounds(
@@ -571,7 +630,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def summarize(runs: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]]:
     """Per server: medians (with min and max) of every measurement."""
     summary: dict[str, dict[str, Any]] = {}
-    for key in KEYS:
+    for key in runs["single"]:
         single = runs["single"][key]
         concurrent = runs["concurrent"][key]
         ranges = runs["ranges"][key]
@@ -581,6 +640,9 @@ def summarize(runs: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]
         def per_gib(values: list[dict[str, Any]]) -> float:
             total = sum(v["bytes"] for v in values)
             return sum(v["server_cpu_s"] for v in values) / (total / GiB) if total else 0.0
+
+        def each_per_gib(values: list[dict[str, Any]]) -> dict[str, float]:
+            return spread([v["server_cpu_s"] / (v["bytes"] / GiB) for v in values])
 
         summary[key] = {
             "single_mb_per_s": spread([v["mb_per_s"] for v in single]),
@@ -593,6 +655,12 @@ def summarize(runs: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, Any]
             "cpu_s_per_gib": per_gib(single + concurrent),
             "cpu_s_per_gib_single": per_gib(single),
             "cpu_s_per_gib_concurrent": per_gib(concurrent),
+            # Per run, so that rounds show how much the figure moves by itself.
+            "cpu_s_per_gib_single_runs": each_per_gib(single),
+            "cpu_s_per_gib_concurrent_runs": each_per_gib(concurrent),
+            "ranges_cpu_ms_per_request": spread(
+                [1000 * v["server_cpu_s"] / v["requests"] for v in ranges if v["requests"]] or [0.0]
+            ),
             "rss_idle_mib": spread([v["rss_before_mib"] for v in rss]),
             "rss_peak_mib": spread([v["rss_peak_mib"] for v in rss]),
             "rss_growth_mib": spread([v["growth_mib"] for v in rss]),
@@ -655,18 +723,44 @@ def targets(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> lis
     ]
 
 
+def against_baseline(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[Any]:
+    """HEAD (``streamport``) against ``baseline``, measurement by measurement."""
+    head, base = summary["streamport"], summary["baseline"]
+    many = f"{args.rss_clients} downloads:"
+    rows = [
+        ("one download MB/s", "single_mb_per_s", "higher", 0),
+        (f"{args.concurrency} concurrent downloads MB/s", "concurrent_mb_per_s", "higher", 0),
+        ("random 64 KiB ranges/s", "ranges_per_s", "higher", 0),
+        ("  p99 latency, ms", "ranges_p99_ms", "lower", 2),
+        ("  p50 latency, ms", "ranges_p50_ms", "lower", 2),
+        ("  server CPU ms per range", "ranges_cpu_ms_per_request", "lower", 3),
+        ("server CPU s per GiB, one download", "cpu_s_per_gib_single_runs", "lower", 3),
+        ("server CPU s per GiB, concurrent", "cpu_s_per_gib_concurrent_runs", "lower", 3),
+        ("server CPU s per GiB (one + concurrent)", "cpu_s_per_gib", "lower", 3),
+        (f"{many} idle RSS, MiB", "rss_idle_mib", "lower", 1),
+        ("  peak RSS, MiB", "rss_peak_mib", "lower", 1),
+        ("  growth (peak − idle), MiB", "rss_growth_mib", "lower", 1),
+        ("TTFB mid-file range, median ms", "ttfb_median_ms", "lower", 2),
+        ("  p90 ms", "ttfb_p90_ms", "lower", 2),
+    ]
+    return compare_runs([(label, head[n], base[n], better, d) for label, n, better, d in rows])
+
+
 def report(
     summary: dict[str, dict[str, Any]],
     checks: dict[str, Any],
     verdicts: list[dict[str, Any]],
     args: argparse.Namespace,
+    labels: dict[str, str],
+    comparisons: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The side-by-side table, the ratio table and notes."""
+    """The side-by-side table, the ratio table(s) and notes."""
     size = size_label(args.size_mib * MiB)
     s = summary
+    keys = list(summary)
 
     def row(label: str, cell: Callable[[dict[str, Any]], str]) -> list[str]:
-        return [label, *(cell(s[key]) for key in KEYS)]
+        return [label, *(cell(s[key]) for key in keys)]
 
     rows = [
         row(f"one {size} download, MB/s", lambda e: _cell(e["single_mb_per_s"])),
@@ -692,8 +786,8 @@ def report(
         row("  p90 ms", lambda e: f"{e['ttfb_p90_ms']:.2f}"),
     ]
     check_row = next(i for i, r in enumerate(rows) if r[0].startswith("  range check"))
-    rows[check_row][1:] = ["yes" if all(c["ok"] for c in checks[key]) else "NO" for key in KEYS]
-    main_table = table(["measurement (median, min–max)", *(LABELS[k] for k in KEYS)], rows)
+    rows[check_row][1:] = ["yes" if all(c["ok"] for c in checks[key]) else "NO" for key in keys]
+    main_table = table(["measurement (median, min–max)", *(labels[k] for k in keys)], rows)
     ratio_rows = [
         [
             v["measurement"],
@@ -720,13 +814,22 @@ def report(
             "nginx's ranges stall ~40 ms each: with sendfile and tcp_nopush on, a 64 KiB range "
             "at an unaligned offset waits on TCP_CORK (try --nginx-tcp-nopush off)."
         )
-    errors = {k: s[k]["ranges_errors"] for k in KEYS if s[k]["ranges_errors"]}
+    errors = {k: s[k]["ranges_errors"] for k in keys if s[k]["ranges_errors"]}
     if errors:
         notes.append(f"wrk reported socket errors or non-2xx answers: {errors}")
-    short = {k: s[k]["rss_clients_alive"] for k in KEYS if s[k]["rss_clients_alive"] < 1}
+    short = {k: s[k]["rss_clients_alive"] for k in keys if s[k]["rss_clients_alive"] < 1}
     if short:
         notes.append(f"no download was still running when the RSS window ended: {short}")
-    return f"{main_table}\n\n{ratio_table}\n\n" + "\n".join(notes)
+    text = f"{main_table}\n\n{ratio_table}"
+    if comparisons:
+        base = comparison_table(comparisons, labels["streamport"], labels["baseline"])
+        text += f"\n\n{base}"
+        notes.append(
+            "HEAD / baseline: ratio of medians; 'worse' is in the measurement's bad direction. "
+            "Within one run a difference inside the rounds' min–max spread is not a result; "
+            "across runs, compare with the spread of repeated runs (README: noise)."
+        )
+    return f"{text}\n\n" + "\n".join(notes)
 
 
 def main() -> int:
@@ -757,6 +860,11 @@ def main() -> int:
     parser.add_argument(
         "--nginx-tcp-nopush", choices=("on", "off"), default="on", help="nginx tcp_nopush (on)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure Streamport at git revision REV (a worktree), e.g. the parent commit",
+    )
     parser.add_argument("--tmp-dir", type=Path, help="where the file and servers' data go")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
@@ -777,7 +885,8 @@ def main() -> int:
     size = args.size_mib * MiB
     bench = Bench(args, workdir)
     with servers_stopped_after(bench, workdir, args.keep):
-        require_free_space(workdir, 2 * size + 512 * MiB)
+        # The file and each Streamport's stored copy, plus slack.
+        require_free_space(workdir, (3 if args.baseline else 2) * size + 512 * MiB)
         env = environment(workdir)
         fs = env["filesystem"]
         streamport_env = {
@@ -789,12 +898,17 @@ def main() -> int:
             f"{streamport_env or '(none set)'}",
             flush=True,
         )
+        if bench.trees[0].dirty:
+            print("the working tree has uncommitted changes: Streamport runs them", flush=True)
         bench.start()
         bench.measure()
 
     summary = summarize(bench.runs)
     verdicts = targets(summary, args)
-    text = report(summary, bench.checks, verdicts, args)
+    comparisons = against_baseline(summary, args) if "baseline" in summary else None
+    text = report(summary, bench.checks, verdicts, args, bench.labels, comparisons)
+    checks = {key: starts[-1] for key, starts in bench.code.items()}
+    warnings = [w for w in (same_code_warning(checks), code_drift_warning(bench.code)) if w]
     met = all(v["met"] for v in verdicts if v["met"] is not None)
     correct = all(c["ok"] for checks in bench.checks.values() for c in checks)
     versions = {
@@ -811,6 +925,11 @@ def main() -> int:
             "benchmark": "downloads",
             "environment": {**env, **versions},
             "git": git_state(),
+            "code": {
+                tree.key: {**tree.as_dict(), "imports": bench.code.get(tree.key, [])}
+                for tree in bench.trees
+            },
+            "baseline": bench.trees[1].as_dict() if len(bench.trees) > 1 else None,
             "argv": sys.argv,
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "streamport_env": streamport_env,
@@ -819,6 +938,8 @@ def main() -> int:
             "range_checks": bench.checks,
             "targets": verdicts,
             "targets_met": met,
+            "against_baseline": comparisons,
+            "warnings": warnings,
             "summary": summary,
             "runs": bench.runs,
             "seconds": round(time.monotonic() - started, 1),
@@ -826,6 +947,10 @@ def main() -> int:
     )
     print()
     print(text)
+    print()
+    print(code_line(checks, bench.trees))
+    for warning in warnings:
+        print(warning)
     print(f"\nresults: {display_path(path)} ({time.monotonic() - started:.0f} s in all)")
     if not correct:
         return 2

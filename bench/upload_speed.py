@@ -7,12 +7,16 @@ file (made once, on the same filesystem as the media directories) to
 * ``bench/reference_uploadfile.py``: ``async def upload(file: UploadFile)`` + ``copyfileobj``,
   under uvicorn with the same options;
 
+* with ``--baseline REV``, a second Streamport running the code of ``REV`` (a detached git
+  worktree), measured like the first, so a change can be compared with its parent in one run;
+
 and ``dd if=/dev/zero bs=1M conv=fdatasync`` writes as many bytes there, for the disk's own
 speed. Each uploaded file is also downloaded with ``curl`` (Streamport's download route
 against Starlette's ``FileResponse``) for context. Targets: Streamport ≥ 3× the reference and
 ≥ 0.5× dd (medians).
 
-Run from the repository root: ``python3 -m bench.upload_speed [--repeat 5] [--size-mib 1024]``.
+Run from the repository root:
+``python3 -m bench.upload_speed [--repeat 5] [--size-mib 1024] [--baseline REV]``.
 """
 
 import argparse
@@ -28,22 +32,33 @@ from typing import Any
 import httpx2
 
 from bench.common import (
+    CodeTree,
     GiB,
     MiB,
+    RssSampler,
     Server,
+    add_worktree,
+    code_line,
+    compare_runs,
+    comparison_table,
     cpu_seconds,
     display_path,
     environment,
+    git_state,
     make_workdir,
     mb_per_s,
+    mib,
     minor_faults,
+    remove_worktree,
     require_free_space,
+    same_code_warning,
     servers_stopped_after,
     settle,
     spread,
     start_reference,
-    start_streamport,
+    start_streamport_code,
     table,
+    working_tree,
     write_results,
 )
 
@@ -117,7 +132,7 @@ def dd_write(directory: Path, size_mib: int, fdatasync: bool = True) -> float:
 
 
 class Bench:
-    """Both servers, the source file, and the measurements gathered so far."""
+    """The servers, the source file, and the measurements gathered so far."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
@@ -126,17 +141,33 @@ class Bench:
         self.source = workdir / "source.bin"
         self.servers: list[Server] = []
         self.runs: dict[str, list[dict[str, float]]] = {}
+        self.trees: list[CodeTree] = [working_tree()]
+        # One Streamport per tree: "streamport" (HEAD) and, with --baseline, "baseline".
+        self.streamports: dict[str, Server] = {}
+        self.code: dict[str, dict[str, Any]] = {}
 
     def start(self) -> None:
-        """Make the source file, start both servers and warm them up."""
+        """Make the source file, start the servers and warm them up."""
+        if self.args.baseline:
+            self.trees.append(add_worktree(self.args.baseline, self.workdir))
         print(f"writing {self.args.size_mib} MiB of random bytes to {self.source}", flush=True)
         make_random_file(self.source, self.size)
         warm = self.workdir / "warm-up.bin"
         make_random_file(warm, MiB)
-        self.streamport = start_streamport(
-            self.workdir / "streamport-media", self.size + 64 * MiB, self.workdir / "sp.log"
-        )
-        self.servers.append(self.streamport)
+        for tree in self.trees:
+            server, self.code[tree.key] = start_streamport_code(
+                tree,
+                self.workdir / f"{tree.key}-media",
+                self.size + 64 * MiB,
+                self.workdir / f"{tree.key}.log",
+                others=self.trees,
+            )
+            self.streamports[tree.key] = server
+            self.servers.append(server)
+        print(code_line(self.code, self.trees), flush=True)
+        warning = same_code_warning(self.code)
+        if warning:
+            print(warning, flush=True)
         self.reference = start_reference(
             self.workdir / "reference-media",
             self.workdir / "reference-spool",
@@ -145,52 +176,63 @@ class Bench:
         self.servers.append(self.reference)
         # First requests import the multipart parser and fill caches: keep them out of the runs.
         for _ in range(2):
-            self._streamport_round(warm, record=False)
+            for key in self.streamports:
+                self._streamport_round(key, warm, record=False)
             self._reference_round(warm, record=False)
             self._ceiling_round(warm, record=False)
         warm.unlink()
 
     def stop(self) -> None:
-        """Stop the servers this benchmark started."""
+        """Stop the servers this benchmark started; drop the worktree."""
         for server in self.servers:
             server.stop()
+        for tree in self.trees:
+            remove_worktree(tree)
 
     def _record(self, name: str, **values: float) -> None:
         self.runs.setdefault(name, []).append(values)
 
     def _timed(self, name: str, server: Server, action: Callable[[], float], record: bool) -> None:
-        """Run ``action`` (returns seconds) once the disk has settled; record MB/s, server CPU
-        and page faults."""
+        """Run ``action`` (returns seconds) once the disk has settled; record MB/s, server CPU,
+        page faults and the server's peak RSS meanwhile."""
         settle()
         cpu = cpu_seconds(server.pid)
         faults = minor_faults(server.pid)
-        seconds = action()
+        with RssSampler(server.pid, self.args.interval) as rss:
+            seconds = action()
         cpu = cpu_seconds(server.pid) - cpu
-        values = {"seconds": seconds, "mb_per_s": mb_per_s(self.size, seconds), "server_cpu_s": cpu}
+        values = {
+            "seconds": seconds,
+            "mb_per_s": mb_per_s(self.size, seconds),
+            "server_cpu_s": cpu,
+            "server_rss_before_mib": mib(rss.before),
+            "server_rss_peak_mib": mib(rss.peak),
+            "server_rss_growth_mib": mib(rss.growth),
+        }
         after = minor_faults(server.pid)
         if faults is not None and after is not None:
             values["server_minor_faults"] = after - faults
         if record:
             self._record(name, **values)
 
-    def _streamport_round(self, path: Path, record: bool = True) -> None:
+    def _streamport_round(self, key: str, path: Path, record: bool = True) -> None:
         size = path.stat().st_size
-        server = self.streamport
+        server = self.streamports[key]
 
         def upload() -> float:
             status, seconds = curl_upload(path, f"{server.base_url}/api/media")
             if status != 201:
-                raise RuntimeError(f"Streamport upload answered {status}:\n{server.log_tail()}")
+                raise RuntimeError(f"{server.name} upload answered {status}:\n{server.log_tail()}")
             return seconds
 
-        self._timed("streamport_upload", server, upload, record)
+        self._timed(f"{key}_upload", server, upload, record)
         with httpx2.Client(base_url=server.base_url, timeout=60) as client:
             items = client.get("/api/media").json()["items"]
             if len(items) != 1 or items[0]["size"] != size:
                 raise RuntimeError(f"unexpected catalog after the upload: {items}")
             url = f"{server.base_url}{items[0]['download_url']}"
             if not self.args.no_download:
-                self._timed("streamport_download", server, lambda: _download(url, size), record)
+                self._timed(f"{key}_download", server, lambda: _download(url, size), record)
             for item in items:
                 client.delete(f"/api/media/{item['id']}").raise_for_status()
 
@@ -243,7 +285,10 @@ class Bench:
     def measure(self) -> None:
         """``--repeat`` rounds; each round runs every measurement once, in a rotated order."""
         steps: list[tuple[str, str, Callable[[], None]]] = [
-            ("streamport", "streamport_upload", lambda: self._streamport_round(self.source)),
+            (key, f"{key}_upload", lambda key=key: self._streamport_round(key, self.source))
+            for key in self.streamports
+        ]
+        steps += [
             ("reference", "reference_upload", lambda: self._reference_round(self.source)),
             ("dd", "dd_write", self._dd_round),
             ("ceiling", "receive_ceiling", lambda: self._ceiling_round(self.source)),
@@ -269,12 +314,14 @@ def _download(url: str, size: int) -> float:
 
 LABELS = {
     "streamport_upload": "Streamport POST /api/media",
+    "baseline_upload": "{baseline} POST /api/media",
     "reference_upload": "reference UploadFile + copyfileobj",
     "reference_upload_then_fsync": "reference, then fsync of its file",
     "dd_write": "dd bs=1M conv=fdatasync",
     "dd_page_cache": "dd bs=1M, no fdatasync (page cache)",
     "receive_ceiling": "ceiling: uvicorn+FastAPI drain body",
     "streamport_download": "Streamport GET /media/{id}/download",
+    "baseline_download": "{baseline} GET /media/{id}/download",
     "reference_download": "reference FileResponse GET /file",
 }
 
@@ -289,11 +336,16 @@ def summarize(runs: dict[str, list[dict[str, float]]], size: int) -> dict[str, A
             "runs": values,
         }
         if all("server_cpu_s" in v for v in values):
-            cpu = spread([v["server_cpu_s"] for v in values])
-            entry["server_cpu_s_per_gib"] = cpu["median"] * GiB / size
+            cpu = spread([v["server_cpu_s"] * GiB / size for v in values])
+            entry["server_cpu_s_per_gib"] = cpu["median"]
+            entry["server_cpu_s_per_gib_spread"] = cpu
         if all("server_minor_faults" in v for v in values):
-            faults = spread([v["server_minor_faults"] for v in values])
-            entry["server_minor_faults_per_gib"] = faults["median"] * GiB / size
+            faults = spread([v["server_minor_faults"] * GiB / size for v in values])
+            entry["server_minor_faults_per_gib"] = faults["median"]
+            entry["server_minor_faults_per_gib_spread"] = faults
+        if all("server_rss_peak_mib" in v for v in values):
+            entry["server_rss_peak_mib"] = spread([v["server_rss_peak_mib"] for v in values])
+            entry["server_rss_growth_mib"] = spread([v["server_rss_growth_mib"] for v in values])
         summary[name] = entry
 
     def ratio(a: str, b: str) -> float | None:
@@ -310,11 +362,41 @@ def summarize(runs: dict[str, list[dict[str, float]]], size: int) -> dict[str, A
         "streamport_over_receive_ceiling": ratio("streamport_upload", "receive_ceiling"),
         "receive_ceiling_over_reference": ratio("receive_ceiling", "reference_upload"),
         "streamport_over_fileresponse_download": ratio("streamport_download", "reference_download"),
+        "streamport_over_baseline_upload": ratio("streamport_upload", "baseline_upload"),
+        "streamport_over_baseline_download": ratio("streamport_download", "baseline_download"),
     }
     return {"measurements": summary, "ratios": ratios}
 
 
-def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
+def against_baseline(summary: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """HEAD (``streamport_*``) against ``baseline_*``, measurement by measurement."""
+    m = summary["measurements"]
+    if "baseline_upload" not in m:
+        return None
+    rows = []
+    for kind in ("upload", "download"):
+        head, base = m.get(f"streamport_{kind}"), m.get(f"baseline_{kind}")
+        if head is None or base is None:
+            continue
+        for label, name, better, digits in (
+            ("MB/s", "mb_per_s", "higher", 0),
+            ("server CPU s/GiB", "server_cpu_s_per_gib_spread", "lower", 3),
+            ("server page faults/GiB", "server_minor_faults_per_gib_spread", "lower", 0),
+            ("server peak RSS, MiB", "server_rss_peak_mib", "lower", 1),
+            ("server RSS growth, MiB", "server_rss_growth_mib", "lower", 1),
+        ):
+            if name in head and name in base:
+                rows.append((f"{kind}: {label}", head[name], base[name], better, digits))
+    return compare_runs(rows)
+
+
+def report(
+    summary: dict[str, Any],
+    repeat: int,
+    size: int,
+    baseline_label: str = "baseline",
+    comparisons: list[dict[str, Any]] | None = None,
+) -> tuple[str, bool]:
     """The printed tables, and whether both targets were met."""
     rows = []
     for name, label in LABELS.items():
@@ -324,15 +406,20 @@ def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
         speeds = entry["mb_per_s"]
         cpu = entry.get("server_cpu_s_per_gib")
         faults = entry.get("server_minor_faults_per_gib")
+        rss = entry.get("server_rss_peak_mib")
+        growth = entry.get("server_rss_growth_mib")
         rows.append(
             [
-                label,
+                label.replace("{baseline}", baseline_label),
                 f"{speeds['median']:.0f}",
                 f"{speeds['min']:.0f}",
                 f"{speeds['max']:.0f}",
                 f"{entry['seconds']['median']:.2f}",
                 "-" if cpu is None else f"{cpu:.2f}",
                 "-" if faults is None else f"{faults / 1000:.0f}k",
+                "-"
+                if rss is None or growth is None
+                else f"{rss['median']:.1f} (+{growth['median']:.1f})",
                 " ".join(f"{v['mb_per_s']:.0f}" for v in entry["runs"]),
             ]
         )
@@ -345,6 +432,7 @@ def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
             "median s",
             "server CPU s/GiB",
             "server page faults/GiB",
+            "server peak RSS MiB (growth)",
             "each run, MB/s",
         ],
         rows,
@@ -359,6 +447,8 @@ def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
         ("streamport_over_receive_ceiling", "Streamport / receive ceiling", None),
         ("receive_ceiling_over_reference", "receive ceiling / reference upload", None),
         ("streamport_over_fileresponse_download", "Streamport / FileResponse download", None),
+        ("streamport_over_baseline_upload", f"Streamport / {baseline_label} upload", None),
+        ("streamport_over_baseline_download", f"Streamport / {baseline_label} download", None),
     ):
         value = ratios.get(key)
         if value is None:
@@ -381,9 +471,14 @@ def report(summary: dict[str, Any], repeat: int, size: int) -> tuple[str, bool]:
             "no app under",
             "this uvicorn can receive faster, so 'receive ceiling / reference' bounds any "
             "Streamport / reference ratio.",
+            "Peak RSS: the server's, sampled every 50 ms during the transfer; growth = peak − "
+            "RSS when it began.",
         ]
     )
-    return f"{speed_table}\n\n{ratio_table}\n\n{notes}", ok
+    text = f"{speed_table}\n\n{ratio_table}"
+    if comparisons:
+        text += "\n\n" + comparison_table(comparisons, "Streamport", baseline_label)
+    return f"{text}\n\n{notes}", ok
 
 
 def main() -> int:
@@ -393,6 +488,12 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1024)")
     parser.add_argument("--tmp-dir", type=Path, help="filesystem to measure (default: $TMPDIR)")
     parser.add_argument("--no-download", action="store_true", help="skip the download runs")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure Streamport at git revision REV (a worktree), e.g. the parent commit",
+    )
+    parser.add_argument("--interval", type=float, default=0.05, help="RSS sampling period, s")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target is missed, not only on errors"
@@ -405,8 +506,8 @@ def main() -> int:
     size = args.size_mib * MiB
     bench = Bench(args, workdir)
     with servers_stopped_after(bench, workdir, args.keep):
-        # Source, Streamport's copy, the reference's spool and copy, dd's file, and slack.
-        require_free_space(workdir, 5 * size + 512 * MiB)
+        # Source, each Streamport's copy, the reference's spool and copy, dd's file, and slack.
+        require_free_space(workdir, (6 if args.baseline else 5) * size + 512 * MiB)
         env = environment(workdir)
         fs = env["filesystem"]
         print(
@@ -414,16 +515,27 @@ def main() -> int:
             f"{env['cpus']} CPUs, Python {env['python']}",
             flush=True,
         )
+        if bench.trees[0].dirty:
+            print("the working tree has uncommitted changes: Streamport runs them", flush=True)
         bench.start()
         bench.measure()
 
     summary = summarize(bench.runs, size)
-    text, ok = report(summary, args.repeat, size)
+    comparisons = against_baseline(summary)
+    baseline_label = bench.trees[1].label if len(bench.trees) > 1 else "baseline"
+    text, ok = report(summary, args.repeat, size, baseline_label, comparisons)
     path = write_results(
         "upload_speed",
         {
             "benchmark": "upload_speed",
             "environment": env,
+            "git": git_state(),
+            "argv": sys.argv,
+            "code": {
+                tree.key: {**tree.as_dict(), "imports": bench.code.get(tree.key)}
+                for tree in bench.trees
+            },
+            "baseline": bench.trees[1].as_dict() if len(bench.trees) > 1 else None,
             "size_bytes": size,
             "repeat": args.repeat,
             "targets": {
@@ -431,11 +543,17 @@ def main() -> int:
                 "streamport_over_dd": DISK_RATIO_TARGET,
             },
             "targets_met": ok,
+            "against_baseline": comparisons,
             **summary,
         },
     )
     print()
     print(text)
+    print()
+    print(code_line(bench.code, bench.trees))
+    warning = same_code_warning(bench.code)
+    if warning:
+        print(warning)
     print(f"\nresults: {display_path(path)}")
     return 1 if args.check and not ok else 0
 
