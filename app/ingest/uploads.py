@@ -189,10 +189,12 @@ class _FileWriter:
 
     async def finish(self, received: ReceivedUpload) -> ReceivedFile:
         """Write what is left, store the file, and let its buffers go."""
-        if self._filled or self.upload is None:
+        if self._filled:
             await self._hand_over()
         await self._wait_in_flight()
         self._buffers = [None, None]
+        if self.upload is None:  # an empty file: nothing was ever handed over
+            self.upload = await self.storage.open_upload()
         assert self.upload is not None
         await received.store(self.upload)
         return ReceivedFile(
