@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     lookup_cache_seconds: float = Field(default=2.0, ge=0)
     processing_concurrency: int = Field(default=1, ge=0, le=64)
     transcode: bool = False
+    # Bounds of every ffprobe/ffmpeg run; see README's configuration table.
+    probe_timeout_seconds: float = Field(default=30.0, gt=0)
+    transcode_timeout_factor: float = Field(default=10.0, gt=0)
+    processing_memory_bytes: int = Field(default=3 * 2**30, ge=256 * 2**20)
+    processing_max_pixels: int = Field(default=100_000_000, ge=1_000_000)
     storage: Literal["local", "s3"] = "local"
     s3_endpoint_url: str | None = None  # unset: AWS itself
     s3_bucket: str | None = None

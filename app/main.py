@@ -14,6 +14,7 @@ from app import __version__, catalog
 from app.catalog.db import create_engine, create_sessionmaker
 from app.catalog.facts import MediaFactsCache
 from app.config import Settings
+from app.processing.limits import ProcessingLimits
 from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
@@ -44,6 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         concurrency=settings.processing_concurrency,
         transcode=settings.transcode,
         old_bytes_grace_seconds=settings.lookup_cache_seconds + 5,
+        limits=ProcessingLimits.from_settings(settings),
     )
     app.state.worker = worker
     try:

@@ -1,11 +1,17 @@
-"""ffprobe and ffmpeg as asyncio subprocesses: probe, grab a frame, remux, transcode.
+"""ffprobe and ffmpeg as bounded asyncio subprocesses: probe, grab a frame, transcode.
 
-Every run can be cancelled: the subprocess is killed and reaped, never left behind.
+Every run reads its input only through the demuxer the allow-list chose
+(``app.processing.containers``), from the local file only; has a wall-clock limit, an
+address-space limit and a pixel limit; keeps at most a bounded amount of what the tool prints;
+and can be cancelled: the subprocess is killed and reaped, never left behind. Error messages
+never carry the server's paths.
 """
 
 import asyncio
 import ctypes
+import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -15,150 +21,232 @@ from pathlib import Path
 
 import anyio
 
-from app.processing.probe import ProbeResult, parse_ffprobe, progress_from_ffmpeg
+from app.processing.containers import Container, input_arguments
+from app.processing.limits import ProcessingLimits
+from app.processing.probe import (
+    ProbeResult,
+    describe_tool_failure,
+    parse_ffprobe,
+    pixel_limit_refusal,
+    progress_from_ffmpeg,
+)
+
+logger = logging.getLogger("streamport.processing")
 
 ProgressCallback = Callable[[float], Awaitable[None]]
-_STDERR_TAIL_BYTES = 2000
+_STDERR_TAIL_BYTES = 8192
+# ffprobe's JSON for a real file is a few KiB; a file of ten thousand streams is not media.
+_MAX_PROBE_OUTPUT_BYTES = 4 * 2**20
 _PR_SET_PDEATHSIG = 1
 _CHILD_NICENESS = 19
+# A poster is a JPEG of at most 1280 pixels across: far below this.
+_MAX_FRAME_FILE_BYTES = 64 * 2**20
 
 
 class ToolFailed(Exception):
-    """ffmpeg or ffprobe exited with an error; the message is the end of what it said."""
+    """ffmpeg or ffprobe failed; the message says why, without paths."""
+
+
+class ToolTimedOut(ToolFailed):
+    """A run took longer than its limit and was killed."""
+
+
+class ImageTooLarge(ToolFailed):
+    """The picture has more pixels than the limit; nothing was decoded."""
 
 
 @dataclass(frozen=True)
 class MediaTools:
-    """Where ffmpeg and ffprobe are, if they are installed."""
+    """Where ffmpeg and ffprobe are, if they are installed, and the limits they run under."""
 
     ffmpeg: str | None
     ffprobe: str | None
+    limits: ProcessingLimits
 
     @classmethod
-    def locate(cls, ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe") -> "MediaTools":
+    def locate(
+        cls, limits: ProcessingLimits, ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe"
+    ) -> "MediaTools":
         """Find both programs on PATH (or at the given paths)."""
-        return cls(shutil.which(ffmpeg), shutil.which(ffprobe))
+        return cls(shutil.which(ffmpeg), shutil.which(ffprobe), limits)
 
     @property
     def available(self) -> bool:
         return self.ffmpeg is not None and self.ffprobe is not None
 
-    async def probe(self, path: Path) -> ProbeResult:
+    def _input(self, container: Container, path: Path) -> list[str]:
+        # -max_pixels makes every decoder refuse larger pictures before allocating them.
+        return ["-max_pixels", str(self.limits.max_pixels), *input_arguments(container, str(path))]
+
+    async def probe(self, path: Path, container: Container) -> ProbeResult:
         """Duration, size, codecs and container of a file."""
         assert self.ffprobe is not None
-        output = await _run(
-            [self.ffprobe, "-v", "error", "-print_format", "json", "-show_format",
-             "-show_streams", str(path)],
+        output = await self._run(
+            [self.ffprobe, "-v", "warning", "-print_format", "json", "-show_format",
+             "-show_streams", *self._input(container, path)],
+            self.limits.probe_seconds,
+            max_output_bytes=_MAX_PROBE_OUTPUT_BYTES,
         )  # fmt: skip
         return parse_ffprobe(output.decode("utf-8", errors="replace"))
 
-    async def extract_frame(self, source: Path, target: Path, at: float, max_width: int) -> None:
+    async def extract_frame(
+        self, source: Path, container: Container, target: Path, at: float, max_width: int
+    ) -> None:
         """A JPEG of the most representative of a few frames from ``at`` seconds on."""
         assert self.ffmpeg is not None
         scale = f"scale='min({max_width},iw)':-2"
-        await _run(
-            [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", f"{at:.3f}", "-i", str(source),
+        seek = [] if container.is_image else ["-ss", f"{at:.3f}"]
+        await self._run(
+            [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *seek, *self._input(container, source),
              "-vf", f"thumbnail=12,{scale}", "-frames:v", "1", "-q:v", "3", "-f", "image2",
-             "-c:v", "mjpeg", str(target)],
-        )  # fmt: skip
-
-    async def remux_faststart(
-        self, source: Path, target: Path, duration: float | None, on_progress: ProgressCallback
-    ) -> None:
-        """Copy every stream unchanged into an MP4 whose index comes first."""
-        assert self.ffmpeg is not None
-        await _run_with_progress(
-            [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0",
-             "-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1",
-             "-nostats", str(target)],
-            duration,
-            on_progress,
+             "-c:v", "mjpeg", f"file:{target}"],
+            self.limits.frame_seconds,
+            max_file_bytes=_MAX_FRAME_FILE_BYTES,
         )  # fmt: skip
 
     async def transcode_h264(
-        self, source: Path, target: Path, duration: float | None, on_progress: ProgressCallback
+        self,
+        source: Path,
+        container: Container,
+        target: Path,
+        duration: float | None,
+        on_progress: ProgressCallback,
     ) -> None:
         """An H.264/AAC MP4 that every browser plays, index first."""
         assert self.ffmpeg is not None
-        await _run_with_progress(
-            [self.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source),
+        await self._run(
+            [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
              "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264", "-preset", "veryfast",
              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k",
              "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
-             str(target)],
-            duration,
-            on_progress,
+             f"file:{target}"],
+            self.limits.transcode_seconds(duration),
+            progress=(duration, on_progress),
         )  # fmt: skip
 
+    async def _run(
+        self,
+        argv: Sequence[str],
+        seconds: float,
+        *,
+        max_output_bytes: int = 0,
+        max_file_bytes: int | None = None,
+        progress: tuple[float | None, ProgressCallback] | None = None,
+    ) -> bytes:
+        """Run one tool to its end within ``seconds``; its standard output (at most
+        ``max_output_bytes``, or progress lines handed to ``progress``)."""
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_child_environment(),
+            preexec_fn=lambda: _prepare_child(self.limits.memory_bytes, max_file_bytes),
+        )
+        assert process.stdout is not None and process.stderr is not None
+        stderr = _StderrTail()
+        stderr_task = asyncio.ensure_future(stderr.drain(process.stderr))
+        try:
+            async with asyncio.timeout(seconds):
+                if progress is None:
+                    output = await _read_bounded(process.stdout, max_output_bytes)
+                else:
+                    output = b""
+                    await _follow_progress(process.stdout, *progress)
+                await stderr_task
+                await process.wait()
+        except TimeoutError:
+            await _kill(process, stderr_task)
+            raise ToolTimedOut(
+                f"{Path(argv[0]).name} took longer than its limit of {seconds:.0f} s"
+            ) from None
+        except BaseException:
+            await _kill(process, stderr_task)
+            raise
+        refusal = pixel_limit_refusal(stderr.tail, self.limits.max_pixels)
+        if refusal is not None:
+            raise ImageTooLarge(refusal)
+        if process.returncode != 0:
+            # The whole story, paths included, for the operator; the media page gets less.
+            logger.warning(
+                "%s exited with %s: %s", Path(argv[0]).name, process.returncode, stderr.tail[-1000:]
+            )
+            raise ToolFailed(
+                describe_tool_failure(
+                    Path(argv[0]).name,
+                    stderr.tail,
+                    process.returncode,
+                    self.limits.memory_bytes,
+                )
+            )
+        return output
 
-def _prepare_child() -> None:
-    """In the child, before exec: yield the CPU to the server, whose requests come first
-    (at normal priority two transcodes cut its throughput to a fifth), and be killed if the
-    server dies (a kill -9 runs no cleanup) instead of writing on into an unused partial."""
+
+class _StderrTail:
+    """What a tool says on standard error, of which only the end is kept."""
+
+    def __init__(self) -> None:
+        self._kept = bytearray()
+
+    @property
+    def tail(self) -> str:
+        return self._kept.decode("utf-8", errors="replace")
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self._kept += chunk
+            del self._kept[:-_STDERR_TAIL_BYTES]
+
+
+async def _read_bounded(stream: asyncio.StreamReader, max_bytes: int) -> bytes:
+    data = bytearray()
+    while chunk := await stream.read(65536):
+        data += chunk
+        if len(data) > max_bytes:
+            raise ToolFailed("ffprobe said far more about this file than any media file needs")
+    return bytes(data)
+
+
+async def _follow_progress(
+    stream: asyncio.StreamReader, duration: float | None, on_progress: ProgressCallback
+) -> None:
+    while True:
+        try:
+            raw_line = await stream.readline()
+        except ValueError:  # a line over the reader's limit: not ffmpeg's progress format
+            raise ToolFailed("ffmpeg's progress could not be read") from None
+        if not raw_line:
+            return
+        fraction = progress_from_ffmpeg(raw_line.decode("ascii", errors="replace"), duration)
+        if fraction is not None:
+            await on_progress(fraction)
+
+
+def _child_environment() -> dict[str, str]:
+    # Few malloc arenas: each thread's arena reserves 64 MiB of address space, which the
+    # address-space limit counts although little of it is ever used.
+    return {**os.environ, "MALLOC_ARENA_MAX": "2"}
+
+
+def _prepare_child(memory_bytes: int, max_file_bytes: int | None) -> None:
+    """In the child, before exec: bound its memory (and for posters, its output), yield the
+    CPU to the server, whose requests come first (at normal priority two transcodes cut its
+    throughput to a fifth), and be killed if the server dies (a kill -9 runs no cleanup)
+    instead of writing on into an unused partial."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if max_file_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
     os.nice(_CHILD_NICENESS)
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _spawn_options() -> dict[str, object]:
-    return {"preexec_fn": _prepare_child}
-
-
-async def _run(argv: Sequence[str]) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        **_spawn_options(),  # type: ignore[arg-type]
-    )
-    try:
-        stdout, stderr = await process.communicate()
-    except BaseException:
-        await _kill(process)
-        raise
-    if process.returncode != 0:
-        raise ToolFailed(_describe_failure(argv[0], stderr))
-    return stdout
-
-
-async def _run_with_progress(
-    argv: Sequence[str], duration: float | None, on_progress: ProgressCallback
-) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        **_spawn_options(),  # type: ignore[arg-type]
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stderr_task = asyncio.ensure_future(process.stderr.read())
-    try:
-        async for raw_line in process.stdout:
-            fraction = progress_from_ffmpeg(raw_line.decode("ascii", errors="replace"), duration)
-            if fraction is not None:
-                await on_progress(fraction)
-        stderr = await stderr_task
-        await process.wait()
-    except BaseException:
-        stderr_task.cancel()
-        await _kill(process)
-        raise
-    if process.returncode != 0:
-        raise ToolFailed(_describe_failure(argv[0], stderr))
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
+async def _kill(process: asyncio.subprocess.Process, stderr_task: asyncio.Future[None]) -> None:
     with anyio.CancelScope(shield=True):
         if process.returncode is None:
             process.kill()
         await process.wait()
-
-
-def _describe_failure(program: str, stderr: bytes) -> str:
-    tail = stderr[-_STDERR_TAIL_BYTES:].decode("utf-8", errors="replace").strip()
-    lines = [line for line in tail.splitlines() if line.strip()]
-    name = Path(program).name
-    return f"{name}: {lines[-1]}" if lines else f"{name} failed"
+        stderr_task.cancel()
+        await asyncio.gather(stderr_task, return_exceptions=True)

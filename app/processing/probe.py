@@ -1,6 +1,8 @@
 """What ffprobe says about a file, and whether browsers can play it. Pure functions."""
 
 import json
+import re
+import signal
 from typing import Any, NamedTuple
 
 
@@ -95,13 +97,6 @@ def browser_playable(probe: ProbeResult) -> bool:
     return probe.video_codec is not None or probe.audio_codec is not None
 
 
-def is_mp4_family(probe: ProbeResult) -> bool:
-    """MP4 and QuickTime, the containers that can have their index (moov) at the end."""
-    return "mp4" in (probe.container or "").split(",") or "mov" in (probe.container or "").split(
-        ","
-    )
-
-
 def poster_time(duration: float | None) -> float:
     """Where to take a poster: about 10 % in, past the black first frames of most videos."""
     if not duration:
@@ -121,3 +116,46 @@ def progress_from_ffmpeg(line: str, duration: float | None) -> float | None:
     except ValueError:
         return None  # "N/A" before the first frame
     return max(0.0, min(1.0, microseconds / 1_000_000 / duration))
+
+
+_PIXEL_LIMIT = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+# Anything that looks like a path on the server: absolute, or a file: URL.
+_PATH = re.compile(r"(?:file:)?/[^\s'\":]*")
+# "[mov,mp4,m4a @ 0x55d0...]" prefixes: internal addresses, of no use to anyone reading.
+_CONTEXT_PREFIX = re.compile(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*")
+_MEMORY_HINTS = ("Cannot allocate memory", "malloc of size", "Out of memory", "std::bad_alloc")
+
+
+def pixel_limit_refusal(stderr: str, max_pixels: int) -> str | None:
+    """A readable reason if a decoder refused a picture for having too many pixels."""
+    found = _PIXEL_LIMIT.search(stderr)
+    if found is None:
+        return None
+    width, height = int(found.group(1)), int(found.group(2))
+    return (
+        f"the picture is {width:,}×{height:,} pixels, more than the limit of "
+        f"{max_pixels / 1e6:g} megapixels"
+    )
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` without the server's paths (they are logged, never shown)."""
+    return _PATH.sub("the file", _CONTEXT_PREFIX.sub("", text))
+
+
+def describe_tool_failure(program: str, stderr: str, returncode: int, memory_bytes: int) -> str:
+    """Why a tool failed, for the media page: its last line, or its fate, without paths."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if any(hint in stderr for hint in _MEMORY_HINTS) or returncode in (
+        -signal.SIGKILL,
+        -signal.SIGSEGV,
+        -signal.SIGABRT,
+    ):
+        return f"{program} needed more than its memory limit of {memory_bytes / 2**20:,.0f} MiB"
+    if returncode == -signal.SIGXFSZ:
+        return f"{program} wrote a larger file than this step may make"
+    if lines:
+        return f"{program}: {scrub_paths(lines[-1])}"
+    if returncode < 0:
+        return f"{program} was stopped by signal {-returncode}"
+    return f"{program} failed"

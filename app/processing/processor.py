@@ -1,13 +1,16 @@
-"""The processing of one media: probe, posters, faststart, optional transcode."""
+"""The processing of one media: probe, posters, optional transcode.
+
+The uploaded bytes are only ever read: everything processing makes (posters, thumbnails, a
+playable copy) is a separate derived file under a key of its own.
+"""
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
+import aiofiles
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,9 +20,9 @@ from app.catalog.kinds import media_kind
 from app.catalog.models import Media
 from app.errors import StreamportError
 from app.processing import jobs
-from app.processing.media_tools import MediaTools, ToolFailed
-from app.processing.mp4_atoms import moov_before_mdat
-from app.processing.probe import ProbeResult, browser_playable, is_mp4_family, poster_time
+from app.processing.containers import Container, sniff_container
+from app.processing.media_tools import ImageTooLarge, MediaTools, ToolFailed
+from app.processing.probe import ProbeResult, browser_playable, poster_time, scrub_paths
 from app.storage import Storage
 
 logger = logging.getLogger("streamport.processing")
@@ -27,12 +30,19 @@ logger = logging.getLogger("streamport.processing")
 POSTER_WIDTH = 1280
 THUMBNAIL_WIDTH = 480
 _REPORT_INTERVAL_SECONDS = 0.5
-# How far a remuxed file's duration may differ from the original's and still be trusted.
-_DURATION_TOLERANCE_SECONDS = 0.5
+# Enough of a file's start to tell its container.
+_HEAD_BYTES = 8192
+
+# Extends the running job's deadline to this many seconds from now (never shortens it).
+ExtendDeadline = Callable[[float], None]
 
 
 class JobLost(Exception):
     """The job is no longer this worker's: the media was deleted or the claim expired."""
+
+
+class Skip(Exception):
+    """This media is not processed, by rule rather than by failure; the message says why."""
 
 
 class Processor:
@@ -58,17 +68,21 @@ class Processor:
         self.old_bytes_grace_seconds = old_bytes_grace_seconds
         self._background: set[asyncio.Task[None]] = set()
 
-    async def run(self, job: jobs.ClaimedJob) -> None:
+    async def run(self, job: jobs.ClaimedJob, extend_deadline: ExtendDeadline) -> None:
         """Process one claimed job to its end state; never raises for a bad media file."""
         try:
-            state, error = await self._process(job)
+            state, error = await self._process(job, extend_deadline)
         except JobLost:
             logger.info("job %s: dropped (media deleted or claim lost)", job.id)
             return
+        except Skip as exc:
+            state, error = "skipped", str(exc)
         except ToolFailed as exc:
             state, error = "failed", str(exc)
         except OSError as exc:
-            state, error = "failed", f"{type(exc).__name__}: {exc.strerror or exc}"
+            # Logged whole; shown without the server's paths.
+            logger.warning("job %s: %r", job.id, exc)
+            state, error = "failed", scrub_paths(f"{type(exc).__name__}: {exc.strerror or exc}")
         except StreamportError as exc:  # storage unavailable, scratch disk full
             state, error = "failed", exc.detail
         async with self.sessionmaker() as session:
@@ -78,7 +92,9 @@ class Processor:
             "job %s (media %s): %s%s", job.id, job.media_id, state, f": {error}" if error else ""
         )
 
-    async def _process(self, job: jobs.ClaimedJob) -> tuple[str, str | None]:
+    async def _process(
+        self, job: jobs.ClaimedJob, extend_deadline: ExtendDeadline
+    ) -> tuple[str, str | None]:
         if job.attempts > jobs.MAX_ATTEMPTS:
             return "failed", f"gave up after {jobs.MAX_ATTEMPTS} interrupted attempts"
         async with self.sessionmaker() as session:
@@ -94,117 +110,88 @@ class Processor:
         await progress("probing", 0.02)
         # ffmpeg needs a path: the stored file itself, or a scratch copy of an S3 object.
         async with self.storage.local_copy(media.storage_key) as source:
-            await self._process_file(media, kind, source, progress)
+            container = sniff_container(await _read_head(source))
+            if container is None:
+                raise Skip(
+                    "its content is not a video, audio or image format Streamport opens "
+                    "(playlists, manifests and scripts never are)"
+                )
+            if container.is_image != (kind == "image"):
+                raise Skip(f"its content is not the {kind} its type says")
+            try:
+                await self._process_file(media, kind, source, container, progress, extend_deadline)
+            except ImageTooLarge as exc:
+                raise Skip(f"not processed: {exc}") from None
         return "done", None
 
     async def _process_file(
-        self, media: Media, kind: str, source: Path, progress: "_Reporter"
+        self,
+        media: Media,
+        kind: str,
+        source: Path,
+        container: Container,
+        progress: "_Reporter",
+        extend_deadline: ExtendDeadline,
     ) -> None:
-        probe = await self.tools.probe(source)
+        probe = await self.tools.probe(source, container)
         if kind in ("video", "audio") and probe.video_codec is None and probe.audio_codec is None:
             raise ToolFailed("no audio or video stream could be read")
+        if kind == "image" and not probe.has_video:
+            raise ToolFailed("no picture could be read")
         playable = browser_playable(probe) if kind in ("video", "audio") else None
         await self._update_media(media.id, **_probe_columns(probe), playable=playable)
 
         if kind == "video" and probe.has_video:
             await progress("poster", 0.05)
             at = poster_time(probe.duration)
-            poster = await self._derive(
-                lambda target: self.tools.extract_frame(source, target, at, POSTER_WIDTH)
-            )
-            thumbnail = await self._derive(
-                lambda target: self.tools.extract_frame(source, target, at, THUMBNAIL_WIDTH)
-            )
+            poster = await self._frame(source, container, at, POSTER_WIDTH)
+            thumbnail = await self._frame(source, container, at, THUMBNAIL_WIDTH)
             await self._update_media(
                 media.id, replaced_keys=(media.poster_key, media.thumbnail_key),
                 poster_key=poster, thumbnail_key=thumbnail,
             )  # fmt: skip
         elif kind == "image":
             await progress("poster", 0.05)
-            thumbnail = await self._derive(
-                lambda target: self.tools.extract_frame(source, target, 0.0, THUMBNAIL_WIDTH)
-            )
+            thumbnail = await self._frame(source, container, 0.0, THUMBNAIL_WIDTH)
             await self._update_media(
                 media.id, replaced_keys=(media.thumbnail_key,), thumbnail_key=thumbnail
             )
 
-        if kind == "video" and is_mp4_family(probe):
-            in_order = await anyio.to_thread.run_sync(moov_before_mdat, source)
-            if in_order is False:
-                await self._faststart(media, source, probe, progress)
         if self.transcode and kind == "video" and playable is False:
-            await self._transcode(media, source, probe, progress)
-
-    async def _faststart(
-        self, media: Media, source: Path, probe: ProbeResult, progress: "_Reporter"
-    ) -> None:
-        report = progress.stage("faststart")
-        await report(0.0)
-
-        digest: tuple[str, int] = ("", 0)
-
-        async def remux(target: Path) -> None:
-            nonlocal digest
-            await self.tools.remux_faststart(source, target, probe.duration, report)
-            await self._verify_remux(target, probe)
-            digest = await anyio.to_thread.run_sync(_digest, target)
-
-        new_key = await self._derive(remux)
-        sha256, size = digest
-        try:
-            swapped = await self._swap_bytes(media, new_key, sha256, size)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.storage.delete(new_key)
-            raise
-        if not swapped:
-            await self.storage.delete(new_key)
-            raise JobLost()
-
-    async def _verify_remux(self, path: Path, original: ProbeResult) -> None:
-        remuxed = await self.tools.probe(path)
-        if (remuxed.video_codec, remuxed.audio_codec) != (
-            original.video_codec,
-            original.audio_codec,
-        ):
-            raise ToolFailed("the remuxed file does not carry the same streams")
-        if original.duration and (
-            remuxed.duration is None
-            or abs(remuxed.duration - original.duration) > _DURATION_TOLERANCE_SECONDS
-        ):
-            raise ToolFailed("the remuxed file does not last as long as the original")
-        if await anyio.to_thread.run_sync(moov_before_mdat, path) is not True:
-            raise ToolFailed("the remuxed file still has its index after the media data")
-
-    async def _swap_bytes(self, media: Media, new_key: str, sha256: str, size: int) -> bool:
-        """Point the catalog at the new bytes, only if it still points at the old ones."""
-        async with self.sessionmaker() as session:
-            result = await session.execute(
-                update(Media)
-                .where(Media.id == media.id, Media.storage_key == media.storage_key)
-                .values(
-                    storage_key=new_key, sha256=sha256, size=size, modified_at=datetime.now(UTC)
-                )
-                .execution_options(synchronize_session=False)
+            extend_deadline(
+                self.tools.limits.job_seconds(media.size, probe.duration, transcode=True)
             )
-            await session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        self.media_facts.forget(media.id)
-        # A download already running keeps its open file; new requests on other workers may
-        # still use the old key until their lookup cache expires, so the old bytes stay that
-        # long. Should this process stop first, the start-up orphan sweep removes them.
-        self._delete_later(media.storage_key)
-        return True
+            await self._transcode(media, source, container, probe, progress)
+
+    async def _frame(self, source: Path, container: Container, at: float, width: int) -> str:
+        """A poster or thumbnail from ``at`` seconds in; never an empty file."""
+
+        async def produce(target: Path) -> None:
+            await self.tools.extract_frame(source, container, target, at, width)
+            if await _size(target) == 0 and at > 0:
+                # ffmpeg exits 0 having written nothing when no frame follows ``at`` (a
+                # video track shorter than the audio the duration comes from): try the start.
+                await self.tools.extract_frame(source, container, target, 0.0, width)
+            if await _size(target) == 0:
+                raise ToolFailed("ffmpeg could not make a picture of it (no frame decoded)")
+
+        return await self._derive(produce)
 
     async def _transcode(
-        self, media: Media, source: Path, probe: ProbeResult, progress: "_Reporter"
+        self,
+        media: Media,
+        source: Path,
+        container: Container,
+        probe: ProbeResult,
+        progress: "_Reporter",
     ) -> None:
         report = progress.stage("transcode")
         await report(0.0)
 
         key = await self._derive(
-            lambda target: self.tools.transcode_h264(source, target, probe.duration, report)
+            lambda target: self.tools.transcode_h264(
+                source, container, target, probe.duration, report
+            )
         )
         await self._update_media(media.id, replaced_keys=(media.playback_key,), playback_key=key)
 
@@ -304,11 +291,10 @@ def _probe_columns(probe: ProbeResult) -> dict[str, object]:
     }
 
 
-def _digest(path: Path) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(2**20):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
+async def _read_head(path: Path) -> bytes:
+    async with aiofiles.open(path, "rb") as handle:
+        return await handle.read(_HEAD_BYTES)
+
+
+async def _size(path: Path) -> int:
+    return (await anyio.Path(path).stat()).st_size

@@ -8,7 +8,9 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.facts import MediaFactsCache
+from app.catalog.models import Media
 from app.processing import jobs
+from app.processing.limits import ProcessingLimits
 from app.processing.media_tools import MediaTools
 from app.processing.processor import Processor
 from app.storage import Storage
@@ -33,12 +35,15 @@ class ProcessingWorker:
         concurrency: int,
         transcode: bool,
         old_bytes_grace_seconds: float,
+        limits: ProcessingLimits,
         tools: MediaTools | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.concurrency = concurrency
         self.identity = jobs.worker_identity()
-        self.tools = tools or MediaTools.locate()
+        self.transcode = transcode
+        self.limits = limits
+        self.tools = tools or MediaTools.locate(limits)
         self.processor = Processor(
             sessionmaker,
             storage,
@@ -100,8 +105,26 @@ class ProcessingWorker:
 
     async def _run_with_lease(self, job: jobs.ClaimedJob) -> None:
         renewer = asyncio.ensure_future(self._renew(job))
+        loop = asyncio.get_running_loop()
         try:
-            await self.processor.run(job)
+            # The job's deadline, which the processor extends once it knows what a step
+            # needs: past it the lease is no longer renewed and the job fails. Each tool run
+            # has its own, shorter limit; this one catches a hang of our own.
+            async with asyncio.timeout(await self._first_deadline(job)) as deadline:
+
+                def extend(seconds: float) -> None:
+                    when = loop.time() + seconds
+                    if deadline.when() is None or when > deadline.when():  # type: ignore[operator]
+                        deadline.reschedule(when)
+
+                await self.processor.run(job, extend)
+        except TimeoutError:
+            logger.error("processing job %s passed its deadline and was stopped", job.id)
+            async with self.sessionmaker() as session:
+                await jobs.finish(
+                    session, job.id, self.identity, "failed", "processing took too long"
+                )
+                await session.commit()
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):
                 async with self.sessionmaker() as session:
@@ -112,6 +135,12 @@ class ProcessingWorker:
             renewer.cancel()
             with suppress(asyncio.CancelledError):
                 await renewer
+
+    async def _first_deadline(self, job: jobs.ClaimedJob) -> float:
+        async with self.sessionmaker() as session:
+            media = await session.get(Media, job.media_id)
+        size = media.size if media is not None else 0
+        return self.limits.job_seconds(size, None, transcode=False)
 
     async def _renew(self, job: jobs.ClaimedJob) -> None:
         while True:
