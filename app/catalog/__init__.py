@@ -15,6 +15,7 @@ from app.catalog.queries import (
     get_media_facts,
     list_media,
     new_media_id,
+    next_fair_rank,
     rename_media,
     storage_keys,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "get_media_facts",
     "list_media",
     "new_media_id",
+    "next_fair_rank",
     "rename_media",
     "storage_keys",
 ]

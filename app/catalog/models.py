@@ -105,6 +105,10 @@ class ProcessingJob(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Fair queueing: whose job this is (the upload request now; the uploader once there are
+    # accounts), and its place in the queue. See ``catalog.next_fair_rank``.
+    queue_key: Mapped[str] = mapped_column(String(64), default="")
+    fair_rank: Mapped[int] = mapped_column(BigInteger, default=0)
     # Which worker holds a running job, and until when its claim stands without renewal.
     claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -112,3 +116,10 @@ class ProcessingJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     media: Mapped[Media] = relationship(back_populates="job")
+
+    __table_args__ = (
+        # The claim: the pending job with the lowest rank.
+        Index("ix_processing_jobs_state_fair_rank", "state", "fair_rank", "id"),
+        # A new job's rank: the last rank of its queue key among unfinished jobs.
+        Index("ix_processing_jobs_queue_key_state_fair_rank", "queue_key", "state", "fair_rank"),
+    )

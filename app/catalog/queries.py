@@ -98,10 +98,12 @@ async def add_media(
     size: int,
     sha256: str,
     storage_key: str,
+    queue_key: str = "",
+    fair_rank: int = 0,
     created_at: datetime | None = None,
 ) -> Media:
     """Record stored bytes in the catalog with their pending processing job (flushed, not
-    committed)."""
+    committed); the job's place in the queue comes from ``next_fair_rank``."""
     now = datetime.now(UTC)
     media = Media(
         id=new_media_id(),
@@ -115,11 +117,38 @@ async def add_media(
     )
     # Through the relationship, so the new row carries its job without a query.
     media.job = ProcessingJob(
-        media_id=media.id, state="pending", progress=0.0, attempts=0, created_at=now, updated_at=now
+        media_id=media.id,
+        state="pending",
+        progress=0.0,
+        attempts=0,
+        queue_key=queue_key,
+        fair_rank=fair_rank,
+        created_at=now,
+        updated_at=now,
     )
     session.add(media)
     await session.flush()
     return media
+
+
+async def next_fair_rank(session: AsyncSession, queue_key: str) -> int:
+    """The queue rank for the next job of ``queue_key``; a batch takes consecutive ranks.
+
+    Jobs are claimed lowest rank first. A key's new job ranks after its own unfinished ones,
+    but never before the rank the queue has reached: so a key with a thousand jobs queued
+    ranks its thousandth job a thousand places back, and a newcomer's first job goes straight
+    to the front, whatever was queued before (start-time fair queueing, with ranks for time).
+    """
+    unfinished = ProcessingJob.state.in_(("pending", "running"))
+    reached = await session.scalar(select(func.min(ProcessingJob.fair_rank)).where(unfinished))
+    if reached is None:
+        reached = await session.scalar(select(func.max(ProcessingJob.fair_rank))) or 0
+    own_last = await session.scalar(
+        select(func.max(ProcessingJob.fair_rank)).where(
+            ProcessingJob.queue_key == queue_key, unfinished
+        )
+    )
+    return reached if own_last is None else max(reached, own_last + 1)
 
 
 async def rename_media(session: AsyncSession, media_id: str, title: str) -> Media:

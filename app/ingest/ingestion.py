@@ -7,6 +7,7 @@ removed again.
 """
 
 import hashlib
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from app.ingest.uploads import (
 from app.storage import Storage
 
 READ_CHUNK_BYTES = 1024 * 1024
+# Files added by ``streamport scan`` share one place in the processing queue.
+SCAN_QUEUE_KEY = "scan"
 
 
 async def ingest_upload(
@@ -39,12 +42,22 @@ async def ingest_upload(
     content_type: str | None,
     content_length: str | None,
     max_upload_bytes: int,
+    queue_key: str | None = None,
 ) -> list[Media]:
-    """Store every file of a multipart request body and commit their rows, in upload order."""
+    """Store every file of a multipart request body and commit their rows, in upload order.
+
+    Their processing jobs share ``queue_key`` (by default one of their own): one request's
+    thousand files take turns with everyone else's, not the whole queue.
+    """
     boundary = upload_boundary(content_type)
     check_declared_length(content_length, max_upload_bytes)
     received = await receive_upload(body, boundary, storage, max_upload_bytes)
-    return await _catalogue(session, received)
+    return await _catalogue(session, received, queue_key or new_queue_key())
+
+
+def new_queue_key() -> str:
+    """A queue key of its own, for one request."""
+    return f"request:{secrets.token_hex(8)}"
 
 
 def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
@@ -57,10 +70,13 @@ def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
     return [f"{title} — {title_from_filename(name)}"[:TITLE_MAX_CHARS] for name in filenames]
 
 
-async def _catalogue(session: AsyncSession, received: ReceivedUpload) -> list[Media]:
+async def _catalogue(
+    session: AsyncSession, received: ReceivedUpload, queue_key: str
+) -> list[Media]:
     """Insert the rows of stored files in one transaction; on failure, delete the files."""
     try:
         titles = upload_titles(received.title, [item.filename for item in received.files])
+        first_rank = await catalog.next_fair_rank(session, queue_key)
         media = [
             await catalog.add_media(
                 session,
@@ -70,8 +86,10 @@ async def _catalogue(session: AsyncSession, received: ReceivedUpload) -> list[Me
                 size=item.size,
                 sha256=item.sha256,
                 storage_key=item.key,
+                queue_key=queue_key,
+                fair_rank=first_rank + index,
             )
-            for item, title in zip(received.files, titles, strict=True)
+            for index, (item, title) in enumerate(zip(received.files, titles, strict=True))
         ]
         await session.commit()
     except BaseException:
@@ -117,5 +135,5 @@ async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Me
             sha256=sha256,
         )
     )
-    [media] = await _catalogue(session, received)
+    [media] = await _catalogue(session, received, SCAN_QUEUE_KEY)
     return media

@@ -34,7 +34,8 @@ class ClaimedJob:
 
 
 async def claim_next(session: AsyncSession, worker: str) -> ClaimedJob | None:
-    """Take the oldest pending job for ``worker``; two workers never get the same job.
+    """Take the pending job of lowest fair rank (then the oldest) for ``worker``; two
+    workers never get the same job.
 
     One UPDATE … WHERE state = 'pending' … RETURNING: SQLite runs it under its single writer
     lock, and PostgreSQL skips rows another transaction has locked.
@@ -43,7 +44,7 @@ async def claim_next(session: AsyncSession, worker: str) -> ClaimedJob | None:
     oldest_pending = (
         select(ProcessingJob.id)
         .where(ProcessingJob.state == "pending")
-        .order_by(ProcessingJob.id)
+        .order_by(ProcessingJob.fair_rank, ProcessingJob.id)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
