@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(default=60.0, gt=0)
     send_timeout_seconds: float = Field(default=60.0, gt=0)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_event_streams_per_client: int = Field(default=16, ge=1)
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":

@@ -22,6 +22,7 @@ from app.storage.info_cache import ObjectInfoCache
 from app.web.body_limit import BodyLimit
 from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_files_limit
 from app.web.errors import install_error_handlers
+from app.web.progress_hub import ProgressHub
 from app.web.routes import api, events, media, pages
 from app.web.templating import create_templates
 
@@ -48,6 +49,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         limits=ProcessingLimits.from_settings(settings),
     )
     app.state.worker = worker
+    limits = ConnectionLimits.from_settings(settings, open_files_limit())
+    # Event streams may take half the connections a process keeps.
+    app.state.progress_hub = ProgressHub(
+        app.state.sessionmaker,
+        max_streams=max(1, limits.max_connections // 2),
+        max_streams_per_client=settings.max_event_streams_per_client,
+    )
     try:
         await storage.sweep(lambda: _catalog_keys(app))
         await worker.start()
@@ -55,9 +63,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         # keep it out of the collector's full scans, whose pauses would show as tail latency.
         gc.freeze()
         # uvicorn hands the lifespan state to every connection: the protocol's limits.
-        limits = ConnectionLimits.from_settings(settings, open_files_limit())
         yield {LIMITS_STATE_KEY: limits}
     finally:
+        await app.state.progress_hub.stop()
         await worker.stop()
         # Closing pooled connections must not hold a stop up (a server that went away, a
         # connection cancelled mid-query): give it a bound.

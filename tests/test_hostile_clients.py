@@ -226,3 +226,62 @@ def test_a_keep_alive_connection_serves_many_requests(guarded: LiveServer) -> No
             assert client.get("/healthz").status_code == 200
         time.sleep(TIMEOUT_SECONDS / 2)
         assert client.get("/healthz").status_code == 200
+
+
+def test_two_thousand_event_streams_cost_the_server_little(tmp_path: Path) -> None:
+    # No processing: the job stays pending, so every stream stays open.
+    server = _start(
+        tmp_path,
+        nofile=8192,
+        max_connections=5000,
+        max_event_streams_per_client=5000,
+        processing_concurrency=0,
+        header_timeout_seconds=20.0,
+    )
+    streams = []
+    try:
+        with server.client() as client:
+            media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
+        request = f"GET {media['items'][0]['events_url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for _ in range(2000):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(request)
+            streams.append(sock)
+        for sock in streams:
+            sock.settimeout(20)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        process = psutil.Process(server.process.pid)
+        before = sum(process.cpu_times()[:2])
+        time.sleep(5)
+        busy = sum(process.cpu_times()[:2]) - before
+        # One catalog query per interval for all of them, not 4,000 a second.
+        assert busy < 1.5, f"{busy:.2f} s of CPU in 5 s with 2,000 streams open"
+        with server.client(timeout=10) as client:
+            assert client.get("/").status_code == 200
+    finally:
+        for sock in streams:
+            sock.close()
+        server.stop()
+
+
+def test_event_streams_are_capped_per_client(guarded: LiveServer) -> None:
+    with guarded.client() as client:
+        media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
+    url = media["items"][0]["events_url"]
+    streams = []
+    try:
+        for _ in range(guarded.settings.max_event_streams_per_client):
+            sock = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
+            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            streams.append(sock)
+        with guarded.client() as client:
+            refused = client.get(url)
+        assert refused.status_code == 429
+        assert "progress streams" in refused.text
+    finally:
+        for sock in streams:
+            sock.close()
+    # Closed streams free their places.
+    with guarded.client() as client, client.stream("GET", url) as response:
+        assert wait_for(lambda: response.status_code == 200)
