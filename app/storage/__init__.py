@@ -13,6 +13,7 @@ from app.storage.base import (
     SpanReader,
     SpanStream,
     Storage,
+    StoredObject,
     UploadSink,
 )
 from app.storage.local import LocalStorage
@@ -27,6 +28,7 @@ __all__ = [
     "SpanReader",
     "SpanStream",
     "Storage",
+    "StoredObject",
     "UploadSink",
     "create_storage",
 ]

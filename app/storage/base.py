@@ -1,6 +1,6 @@
 """What every storage backend offers: the seam between the portal and where bytes live."""
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +19,14 @@ class Span(NamedTuple):
     @property
     def length(self) -> int:
         return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A key found in storage, and how many bytes it holds."""
+
+    key: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the bytes under ``key``; already gone is fine."""
+
+    def listing(self) -> AsyncIterator[StoredObject]:
+        """Every key that has bytes in storage, with its size, in no particular order."""
 
     async def sweep(self, catalog_keys: CatalogKeys) -> None:
         """Remove what crashed processes left behind: scratch files, uploads in flight, and

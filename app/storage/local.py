@@ -12,7 +12,7 @@ import aiofiles
 import aiofiles.os
 import anyio
 
-from app.storage.base import CatalogKeys, ObjectInfo, Span
+from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
 
@@ -90,6 +90,18 @@ class _FileSource:
             # with it and leak the descriptor.
             with anyio.CancelScope(shield=True):
                 await handle.close()
+
+
+def _sized_keys(folder: Path) -> list[StoredObject]:
+    found = []
+    for path in folder.glob("*"):
+        key = f"{folder.name}/{path.name}"
+        if is_key(key):
+            try:
+                found.append(StoredObject(key, path.stat().st_size))
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+    return found
 
 
 def _read_spans(path: Path, spans: Sequence[Span]) -> list[bytes]:
@@ -184,6 +196,14 @@ class LocalStorage:
         orphans = await anyio.to_thread.run_sync(self.sweep_orphans, known, ORPHAN_MIN_AGE_SECONDS)
         if orphans:
             logger.info("Removed %d stored file(s) that no catalog row points at", len(orphans))
+
+    async def listing(self) -> AsyncIterator[StoredObject]:
+        # One folder per thread hop: a library of a million files is listed in pieces.
+        folders = await anyio.to_thread.run_sync(lambda: sorted(self.objects_dir.glob("*")))
+        for folder in folders:
+            found = await anyio.to_thread.run_sync(_sized_keys, folder)
+            for stored in found:
+                yield stored
 
     def stored_keys(self) -> Iterable[str]:
         """Every key that has bytes on disk."""

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.config import Settings
 from app.errors import StorageUnavailable
-from app.storage.base import CatalogKeys, ObjectInfo, Span
+from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir
 
@@ -364,6 +364,18 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await _call(self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key)))
+
+    async def listing(self) -> AsyncIterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    if is_key(key):
+                        yield StoredObject(key, item["Size"])
+        except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
+            raise _unavailable(exc) from exc
 
     async def abort_upload(self, name: str, upload_id: str) -> None:
         """Abort one multipart upload, dropping its parts; already gone is fine."""

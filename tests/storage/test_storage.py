@@ -6,11 +6,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from fastapi.testclient import TestClient
 
 from app.errors import InsufficientStorage
-from app.storage import LocalStorage
-from app.storage.keys import new_key
+from app.storage import LocalStorage, StoredObject
+from app.storage.keys import is_key, new_key
 from app.storage.s3 import MIN_PART_BYTES, part_bytes_for
+from tests.conftest import upload
 
 
 @pytest.fixture
@@ -90,3 +92,17 @@ def test_s3_parts_are_8_mib_or_more_and_never_more_than_10000() -> None:
         part = part_bytes_for(total)
         assert part % 2**20 == 0 and part >= MIN_PART_BYTES
         assert -(-total // part) <= 10_000
+
+
+def test_listing_names_every_stored_object_with_its_size(client: TestClient) -> None:
+    upload(client, b"abc", filename="a.bin")
+    upload(client, b"defgh", filename="b.bin")
+    storage = client.app.state.storage  # type: ignore[attr-defined]
+
+    async def collect() -> list[StoredObject]:
+        return [stored async for stored in storage.listing()]
+
+    assert client.portal is not None
+    found = client.portal.call(collect)
+    assert sorted(stored.size for stored in found) == [3, 5]
+    assert all(is_key(stored.key) for stored in found)
