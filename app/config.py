@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     media_dir: Path = Path("media")
     database_url: str | None = None  # filled from media_dir by the validator below
     max_upload_bytes: int = Field(default=100 * 2**30, gt=0)
+    min_free_bytes: int = Field(default=2**30, ge=0)
     max_ranges: int = Field(default=100, ge=1)
     chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 2**20)
     send_buffer_bytes: int = Field(default=8 * 2**20, ge=128 * 1024)

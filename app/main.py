@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__, catalog
 from app.catalog.db import create_engine, create_sessionmaker
 from app.catalog.facts import MediaFactsCache
+from app.catalog.room import Ballast
 from app.config import Settings
 from app.processing.limits import ProcessingLimits
 from app.processing.worker import ProcessingWorker
@@ -39,6 +40,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
     await storage.prepare()
     engine = create_engine(settings.catalog_url)
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.catalog_ballast = Ballast.for_catalog(settings.catalog_url)
+    await app.state.catalog_ballast.restore()
     worker = ProcessingWorker(
         app.state.sessionmaker,
         storage,

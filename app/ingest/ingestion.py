@@ -50,7 +50,10 @@ async def ingest_upload(
     thousand files take turns with everyone else's, not the whole queue.
     """
     boundary = upload_boundary(content_type)
-    check_declared_length(content_length, max_upload_bytes)
+    declared = check_declared_length(content_length, max_upload_bytes)
+    if declared is not None:
+        # 507 before reading a byte when the upload would eat into the disk's reserve.
+        storage.check_room(declared)
     received = await receive_upload(body, boundary, storage, max_upload_bytes)
     return await _catalogue(session, received, queue_key or new_queue_key())
 

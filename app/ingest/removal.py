@@ -1,24 +1,35 @@
 """Deleting a media: its row, then its bytes."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import catalog
 from app.catalog.facts import MediaFactsCache
+from app.catalog.models import Media
+from app.catalog.room import Ballast, write_with_room
 from app.storage import Storage
 
 
 async def remove_media(
-    session: AsyncSession, storage: Storage, media_facts: MediaFactsCache, media_id: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ballast: Ballast,
+    storage: Storage,
+    media_facts: MediaFactsCache,
+    media_id: str,
 ) -> None:
     """Delete the row and commit, then the bytes.
 
     In this order a failure leaves at worst bytes without a row (swept at start-up), never a
     row without bytes. A download already running on local storage keeps reading the
-    unlinked file.
+    unlinked file. On a full disk the catalog's ballast makes room for the delete, and comes
+    back once the bytes are gone.
     """
-    media = await catalog.delete_media(session, media_id)
-    await session.commit()
+
+    async def delete_row(session: AsyncSession) -> Media:
+        return await catalog.delete_media(session, media_id)
+
+    media = await write_with_room(sessionmaker, ballast, delete_row)
     media_facts.forget(media_id)
     for key in (media.storage_key, media.poster_key, media.thumbnail_key, media.playback_key):
         if key:
             await storage.delete(key)
+    await ballast.restore()

@@ -106,12 +106,14 @@ def upload_boundary(content_type: str | None) -> bytes:
     return boundary
 
 
-def check_declared_length(content_length: str | None, max_upload_bytes: int) -> None:
-    """Refuse before reading a byte when the declared body is already over the limit."""
+def check_declared_length(content_length: str | None, max_upload_bytes: int) -> int | None:
+    """The declared body length, if any; refused before reading a byte when it is already
+    over the limit."""
     if content_length is None or not content_length.isdigit():
-        return
-    if int(content_length) > max_upload_bytes + FORM_OVERHEAD_BYTES:
+        return None
+    if len(content_length) > 18 or int(content_length) > max_upload_bytes + FORM_OVERHEAD_BYTES:
         raise UploadTooLarge(max_upload_bytes)
+    return int(content_length)
 
 
 class _Part:

@@ -41,4 +41,4 @@ def create_storage(settings: Settings) -> Storage:
         from app.storage.s3 import S3Storage
 
         return S3Storage(settings)
-    return LocalStorage(settings.media_dir)
+    return LocalStorage(settings.media_dir, settings.min_free_bytes)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from app.storage.free_space import FreeSpace
 from app.storage.scratch import PartialFile, ScratchDir
 
 
@@ -86,6 +87,13 @@ class Storage(Protocol):
     """Where bytes live: created, read, copied out for ffmpeg, deleted, swept."""
 
     scratch: ScratchDir
+    # The local disk's free space: where uploads go on local storage, and on every backend
+    # where scratch files (ffmpeg's copies and outputs) go.
+    free_space: FreeSpace
+
+    def check_room(self, incoming_bytes: int) -> None:
+        """Refuse (``InsufficientStorage``) an upload of ``incoming_bytes`` that would eat into
+        the local disk's reserve; object stores have no reserve to keep."""
 
     async def prepare(self) -> None:
         """Get ready to serve (directories, a client); fails early when misconfigured."""

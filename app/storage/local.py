@@ -13,6 +13,7 @@ import aiofiles.os
 import anyio
 
 from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
+from app.storage.free_space import FreeSpace
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
 
@@ -35,6 +36,7 @@ class LocalUpload:
         self._storage = storage
 
     async def write(self, data: bytes | memoryview) -> None:
+        self._storage.free_space.consume(len(data))
         await self.partial.write(data)
 
     async def commit(self) -> None:
@@ -122,10 +124,14 @@ def _pread_exactly(fd: int, span: Span) -> bytes:
 class LocalStorage:
     """Stored bytes as files under ``media_dir``; keys are generated, never user input."""
 
-    def __init__(self, media_dir: Path) -> None:
+    def __init__(self, media_dir: Path, min_free_bytes: int = 0) -> None:
         self.media_dir = media_dir
         self.objects_dir = media_dir / "objects"
         self.scratch = ScratchDir(media_dir / ".partial")
+        self.free_space = FreeSpace(media_dir, min_free_bytes)
+
+    def check_room(self, incoming_bytes: int) -> None:
+        self.free_space.check(incoming_bytes)
 
     async def prepare(self) -> None:
         await anyio.to_thread.run_sync(self._make_dirs)

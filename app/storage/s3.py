@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app.config import Settings
 from app.errors import StorageUnavailable
 from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
+from app.storage.free_space import FreeSpace
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir
 
@@ -251,6 +252,7 @@ class S3Storage:
         self.region = settings.s3_region
         self.upload_part_bytes = part_bytes_for(settings.max_upload_bytes)
         self.scratch = ScratchDir(settings.media_dir / ".partial")
+        self.free_space = FreeSpace(settings.media_dir, settings.min_free_bytes)
         self._exit_stack = AsyncExitStack()
         self._client: Any = None
         self._background: set[asyncio.Task[None]] = set()
@@ -302,6 +304,9 @@ class S3Storage:
         await self._exit_stack.aclose()
         self._client = None
 
+    def check_room(self, incoming_bytes: int) -> None:
+        pass  # uploads go to the bucket; only markers touch the local disk
+
     async def open_upload(self, size_hint: int | None = None) -> S3Upload:
         part_bytes = part_bytes_for(size_hint) if size_hint else self.upload_part_bytes
         marker = await self.scratch.open_partial(_MARKER_SUFFIX)
@@ -347,6 +352,8 @@ class S3Storage:
             body = await self.get_range(key, None)
             try:
                 while chunk := await _call(body.read(_COPY_CHUNK_BYTES)):
+                    # Never into the disk's reserve, however large the object.
+                    self.free_space.consume(len(chunk))
                     await partial.write(chunk)
             finally:
                 body.close()

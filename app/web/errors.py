@@ -6,9 +6,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.catalog.room import is_disk_full
 from app.errors import StreamportError
 
 
@@ -70,8 +72,15 @@ async def _handle_validation_error(request: Request, exc: Exception) -> Response
     return render_error(request, 422, _describe_validation(exc))
 
 
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    if is_disk_full(exc):
+        return render_error(request, 507, "The server's disk is full.")
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every known failure into a JSON or HTML answer."""
     app.add_exception_handler(StreamportError, _handle_streamport_error)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

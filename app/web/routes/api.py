@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import catalog
+from app.catalog.room import write_with_room
 from app.ingest.ingestion import ingest_upload
 from app.ingest.removal import remove_media
 from app.web.dependencies import SessionDep, SettingsDep, StorageDep
@@ -86,21 +87,24 @@ async def get_media(media_id: str, request: Request, session: SessionDep) -> Med
 
 
 @router.patch("/api/media/{media_id}", name="api_rename_media")
-async def rename_media(
-    media_id: str, patch: MediaPatch, request: Request, session: SessionDep
-) -> MediaOut:
+async def rename_media(media_id: str, patch: MediaPatch, request: Request) -> MediaOut:
     """Change a media's title."""
-    media = await catalog.rename_media(session, media_id, patch.title)
-    await session.commit()
+    state = request.app.state
+    media = await write_with_room(
+        state.sessionmaker,
+        state.catalog_ballast,
+        lambda session: catalog.rename_media(session, media_id, patch.title),
+    )
     return MediaOut.from_media(media, request.app.router)
 
 
 @router.delete("/api/media/{media_id}", name="api_delete_media", status_code=204)
-async def delete_media(
-    media_id: str, request: Request, session: SessionDep, storage: StorageDep
-) -> Response:
+async def delete_media(media_id: str, request: Request, storage: StorageDep) -> Response:
     """Remove a media from the catalog and its bytes from storage."""
-    await remove_media(session, storage, request.app.state.media_facts, media_id)
+    state = request.app.state
+    await remove_media(
+        state.sessionmaker, state.catalog_ballast, storage, state.media_facts, media_id
+    )
     return Response(status_code=204)
 
 

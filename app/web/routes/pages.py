@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app import catalog
+from app.catalog.room import write_with_room
 from app.errors import StreamportError, UploadAborted
 from app.ingest.ingestion import ingest_upload
 from app.ingest.removal import remove_media
@@ -105,19 +106,24 @@ async def media_page(
 
 @router.post("/media/{media_id}/rename", name="rename_media_form")
 async def rename_media_form(
-    media_id: str, title: Annotated[Title, Form()], request: Request, session: SessionDep
+    media_id: str, title: Annotated[Title, Form()], request: Request
 ) -> Response:
     """Rename from the media page, then show it again."""
-    await catalog.rename_media(session, media_id, title)
-    await session.commit()
+    state = request.app.state
+    await write_with_room(
+        state.sessionmaker,
+        state.catalog_ballast,
+        lambda session: catalog.rename_media(session, media_id, title),
+    )
     target = request.app.url_path_for("media_page", media_id=media_id)
     return RedirectResponse(str(target), status_code=303)
 
 
 @router.post("/media/{media_id}/delete", name="delete_media_form")
-async def delete_media_form(
-    media_id: str, request: Request, session: SessionDep, storage: StorageDep
-) -> Response:
+async def delete_media_form(media_id: str, request: Request, storage: StorageDep) -> Response:
     """Delete from the media page, then show the catalog."""
-    await remove_media(session, storage, request.app.state.media_facts, media_id)
+    state = request.app.state
+    await remove_media(
+        state.sessionmaker, state.catalog_ballast, storage, state.media_facts, media_id
+    )
     return RedirectResponse(str(request.app.url_path_for("catalog")), status_code=303)
