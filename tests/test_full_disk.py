@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.conftest import LiveServer, start_server, stored_files
+from tests.conftest import (
+    LiveServer,
+    start_server,
+    stored_files,
+    upload_file,
+    wait_for_processing,
+)
+from tests.media_samples import FFMPEG
 from tests.raw_uploads import MIB, part_head, part_tail, request_head, wait_for
 from tests.test_hostile_clients import _answer
 
@@ -124,3 +131,37 @@ def test_with_the_disk_full_rename_and_delete_still_work(server: LiveServer) -> 
     finally:
         filler.unlink()
     assert _free(media_dir) > 8 * MIB
+
+
+def test_a_transcode_stops_short_of_the_reserve(small_disk: Path, tmp_path: Path) -> None:
+    source = tmp_path / "noise.mkv"  # noise: its H.264 copy is far larger than 20 MiB
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
+         "nullsrc=s=640x360:r=25:d=12,geq=random(1)*255:128:128", "-c:v", "libx265",
+         "-preset", "ultrafast", "-x265-params", "log-level=error:crf=40", str(source)],
+        check=True,
+    )  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        media_dir=small_disk / "media",
+        max_upload_bytes=256 * MIB,
+        min_free_bytes=RESERVE_BYTES,
+        transcode=True,
+    )
+    live = start_server(settings, tmp_path / "server.log")
+    filler = small_disk / "filler"
+    try:
+        # Leave 20 MiB above the reserve, once the upload is in.
+        room_after_upload = _free(small_disk) - source.stat().st_size - RESERVE_BYTES
+        with filler.open("wb") as out:
+            out.truncate(0)
+            os.posix_fallocate(out.fileno(), 0, room_after_upload - 20 * MIB)
+        media = wait_for_processing(live, upload_file(live, source)["id"])
+        assert media["processing"]["state"] == "failed", media["processing"]
+        assert "disk space kept free" in media["processing"]["error"]
+        assert media["playback_url"] == media["stream_url"]
+        assert _free(small_disk) > RESERVE_BYTES
+        assert list((settings.media_dir / ".partial").glob("*.part")) == []
+    finally:
+        live.stop()
+        filler.unlink(missing_ok=True)

@@ -111,8 +111,10 @@ class MediaTools:
         target: Path,
         duration: float | None,
         on_progress: ProgressCallback,
+        max_file_bytes: int,
     ) -> None:
-        """An H.264/AAC MP4 that every browser plays, index first."""
+        """An H.264/AAC MP4 that every browser plays, index first, of at most
+        ``max_file_bytes`` (the room left above the disk's reserve)."""
         assert self.ffmpeg is not None
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
@@ -122,6 +124,7 @@ class MediaTools:
              f"file:{target}"],
             self.limits.transcode_seconds(duration),
             progress=(duration, on_progress),
+            max_file_bytes=max_file_bytes,
         )  # fmt: skip
 
     async def _run(

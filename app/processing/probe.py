@@ -153,7 +153,7 @@ def describe_tool_failure(program: str, stderr: str, returncode: int, memory_byt
     ):
         return f"{program} needed more than its memory limit of {memory_bytes / 2**20:,.0f} MiB"
     if returncode == -signal.SIGXFSZ:
-        return f"{program} wrote a larger file than this step may make"
+        return f"{program} would have written into the disk space kept free"
     if lines:
         return f"{program}: {scrub_paths(lines[-1])}"
     if returncode < 0:

@@ -32,6 +32,8 @@ THUMBNAIL_WIDTH = 480
 _REPORT_INTERVAL_SECONDS = 0.5
 # Enough of a file's start to tell its container.
 _HEAD_BYTES = 8192
+# Below this much room a transcode is not even tried.
+_MIN_TRANSCODE_ROOM_BYTES = 16 * 2**20
 
 # Extends the running job's deadline to this many seconds from now (never shortens it).
 ExtendDeadline = Callable[[float], None]
@@ -187,10 +189,14 @@ class Processor:
     ) -> None:
         report = progress.stage("transcode")
         await report(0.0)
+        # The copy may take what is free above the disk's reserve, and not a byte more.
+        room = await anyio.to_thread.run_sync(self.storage.free_space.room)
+        if room < _MIN_TRANSCODE_ROOM_BYTES:
+            raise ToolFailed("not enough free disk space to make a playable copy")
 
         key = await self._derive(
             lambda target: self.tools.transcode_h264(
-                source, container, target, probe.duration, report
+                source, container, target, probe.duration, report, room
             )
         )
         await self._update_media(media.id, replaced_keys=(media.playback_key,), playback_key=key)
