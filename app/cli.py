@@ -64,6 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
         # httptools with limits on time, header size and connections (app/web/protocol.py).
         http="app.web.protocol:GuardedHttpToolsProtocol",
         timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
+        # Date comes from the application (app/web/response_headers.py), to the second.
+        date_header=False,
         proxy_headers=False,
         # Event streams and long downloads must not hold a stop up for ever.
         timeout_graceful_shutdown=5,

@@ -24,6 +24,7 @@ from app.web.body_limit import BodyLimit
 from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_files_limit
 from app.web.errors import install_error_handlers
 from app.web.progress_hub import ProgressHub
+from app.web.response_headers import ResponseHeaders
 from app.web.routes import api, events, media, pages
 from app.web.templating import create_templates
 
@@ -111,4 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ("POST", str(app.url_path_for(name))) for name in ("api_upload_media", "upload_submit")
     }
     app.add_middleware(BodyLimit, streaming_routes=uploads)
+    # Outermost, so that every answer gets them, refusals of the body limit included.
+    app.add_middleware(ResponseHeaders)
     return app

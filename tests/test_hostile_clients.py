@@ -223,7 +223,10 @@ def test_a_keep_alive_connection_serves_many_requests(guarded: LiveServer) -> No
     """The guards do not get in the way of an ordinary client reusing its connection."""
     with httpx2.Client(base_url=guarded.base_url, timeout=10) as client:
         for _ in range(50):
-            assert client.get("/healthz").status_code == 200
+            response = client.get("/healthz")
+            assert response.status_code == 200
+            # One Date, the application's (uvicorn's own is off).
+            assert len(response.headers.get_list("date")) == 1
         time.sleep(TIMEOUT_SECONDS / 2)
         assert client.get("/healthz").status_code == 200
 

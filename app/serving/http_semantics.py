@@ -67,12 +67,18 @@ def decide(
     *,
     new_boundary: Callable[[], str],
     max_ranges: int = DEFAULT_MAX_RANGES,
+    now: datetime | None = None,
 ) -> Decision:
     """Decide how to answer ``method`` (GET or HEAD) for ``rep`` given the request headers.
 
-    ``new_boundary`` is called only when a ``multipart/byteranges`` answer is chosen.
+    ``new_boundary`` is called only when a ``multipart/byteranges`` answer is chosen. With
+    ``now``, the answer carries it as ``Date``, and ``Last-Modified`` is never later (§8.8.2.1:
+    a clock set back, or bytes stored within the current second, must not announce a future).
     """
+    if now is not None and rep.last_modified > now:
+        rep = rep._replace(last_modified=now)
     validators = {
+        **({"Date": http_date(now)} if now is not None else {}),
         "ETag": rep.etag,
         "Last-Modified": http_date(rep.last_modified),
     }

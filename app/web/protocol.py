@@ -247,6 +247,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Not close(): that would wait for ever to flush to a client that does not read.
         self.transport.abort()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, with our headers."""
+        self._refuse(400, msg)
+
     # Helpers
 
     def _close_quietly(self) -> None:

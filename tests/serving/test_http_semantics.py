@@ -1,6 +1,6 @@
 """The byte-serving decision: table-driven RFC 9110 cases and Hypothesis properties."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -231,3 +231,14 @@ def test_decision_properties(
 )
 def test_any_header_text_never_raises(headers: dict[str, str], size: int, method: str) -> None:
     decide(method, headers, REP._replace(size=size), new_boundary=lambda: BOUNDARY)
+
+
+def test_last_modified_in_the_future_is_announced_as_now() -> None:
+    now = REP.last_modified - timedelta(seconds=30)
+    decision = decide("GET", {}, REP, new_boundary=lambda: BOUNDARY, now=now)
+    assert decision.headers["Date"] == decision.headers["Last-Modified"] == http_date(now)
+    # And conditions compare against what was announced.
+    again = decide(
+        "GET", {"if-modified-since": http_date(now)}, REP, new_boundary=lambda: BOUNDARY, now=now
+    )
+    assert again.status == 304

@@ -6,6 +6,7 @@ and dependency solving would cost more than the answer itself.
 """
 
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -136,6 +137,7 @@ def _answer(
         representation,
         new_boundary=_new_boundary,
         max_ranges=state.settings.max_ranges,
+        now=datetime.now(UTC),
     )
     headers = {"Accept-Ranges": "bytes", **decision.headers}
     if decision.status in (200, 206, 304):
