@@ -77,11 +77,11 @@ STEP_ORDER = ("pending", "claimed", "probing", "poster", "transcode")
 # --------------------------------------------------------------------------- media files
 
 
-def run_ffmpeg(args: Sequence[str]) -> float:
+def run_ffmpeg(args: Sequence[str], timeout_s: float = FFMPEG_TIMEOUT_S) -> float:
     """``ffmpeg -nostdin -v error -y ARGS``; the seconds it took."""
     argv = ["ffmpeg", "-nostdin", "-v", "error", "-y", *args]
     started = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"ffmpeg exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return time.monotonic() - started

@@ -136,21 +136,12 @@ class ScratchDir:
     def held_keys(self) -> set[str]:
         """Every key in a ledger a live process holds: stored, about to be catalogued."""
         keys: set[str] = set()
-        for path in self.directory.glob(f"*{LEDGER_SUFFIX}"):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    keys.update(_read_all(fd).decode(errors="replace").split())
-                    continue
-                # Nobody holds it: its process died, and its keys are orphans like any other.
+        for path, fd, abandoned in self._each_file(LEDGER_SUFFIX):
+            if abandoned:
+                # Its process died: its keys are orphans like any other.
                 path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+            else:
+                keys.update(_read_all(fd).decode(errors="replace").split())
         return keys
 
     def sweep_partials(self) -> list[Path]:
@@ -172,18 +163,25 @@ class ScratchDir:
     def abandoned(self, suffix: str) -> Iterator[tuple[Path, bytes]]:
         """Each ``*suffix`` file no live process holds, with its content, locked while the
         caller handles it; the caller removes it."""
+        for path, fd, abandoned in self._each_file(suffix):
+            if abandoned:
+                yield path, os.pread(fd, 4096, 0)
+
+    def _each_file(self, suffix: str) -> Iterator[tuple[Path, int, bool]]:
+        """Each ``*suffix`` file, open, and whether it is abandoned: if so, it is locked by
+        this process while the caller handles it; else a live process holds its lock."""
         for path in self.directory.glob(f"*{suffix}"):
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue  # a live process holds it
-            try:
-                yield path, os.pread(fd, 4096, 0)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    abandoned = True
+                except BlockingIOError:
+                    abandoned = False
+                yield path, fd, abandoned
             finally:
                 os.close(fd)
 

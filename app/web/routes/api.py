@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse
 
 from app import catalog
 from app.catalog.room import write_with_room
-from app.ingest.ingestion import ingest_upload
 from app.ingest.removal import remove_media
 from app.web.dependencies import SessionDep, SettingsDep, StorageDep
 from app.web.schemas import Health, MediaOut, MediaPage, MediaPatch, MediaUploaded
+from app.web.upload_requests import store_uploaded_files
 
 router = APIRouter()
 
@@ -62,15 +62,7 @@ async def upload_media(
     request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
 ) -> JSONResponse:
     """Store the files of a multipart upload (field ``file``, optional ``title``)."""
-    stored = await ingest_upload(
-        session,
-        storage,
-        request.stream(),
-        content_type=request.headers.get("content-type"),
-        content_length=request.headers.get("content-length"),
-        max_upload_bytes=settings.max_upload_bytes,
-    )
-    request.app.state.worker.wake()
+    stored = await store_uploaded_files(request, session, storage, settings)
     items = [MediaOut.from_media(m, request.app.router) for m in stored]
     body = MediaUploaded(items=items)
     return JSONResponse(

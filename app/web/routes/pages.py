@@ -9,10 +9,10 @@ from starlette.responses import Response
 from app import catalog
 from app.catalog.room import write_with_room
 from app.errors import StreamportError, UploadAborted
-from app.ingest.ingestion import ingest_upload
 from app.ingest.removal import remove_media
 from app.web.dependencies import SessionDep, SettingsDep, StorageDep, TemplatesDep
 from app.web.schemas import MediaOut, Title
+from app.web.upload_requests import store_uploaded_files
 
 # HTML pages are for people; /docs documents the JSON API and the byte endpoints.
 router = APIRouter(include_in_schema=False)
@@ -60,19 +60,11 @@ async def upload_submit(
 ) -> Response:
     """Store the files of the form, then show the new media (or the catalog for several)."""
     try:
-        stored = await ingest_upload(
-            session,
-            storage,
-            request.stream(),
-            content_type=request.headers.get("content-type"),
-            content_length=request.headers.get("content-length"),
-            max_upload_bytes=settings.max_upload_bytes,
-        )
+        stored = await store_uploaded_files(request, session, storage, settings)
     except UploadAborted:
         raise
     except StreamportError as exc:
         return _render_upload_form(request, templates, settings, exc.detail, exc.status_code)
-    request.app.state.worker.wake()
     if len(stored) == 1:
         target = request.app.url_path_for("media_page", media_id=stored[0].id)
     else:
