@@ -70,11 +70,11 @@ def test_a_dash_manifest_never_reads_another_file(
 ) -> None:
     manifest = f"""<?xml version="1.0"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT7S"
-     profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" minBufferTime="PT1S">
- <BaseURL>file://{private_video.parent}/</BaseURL>
- <Period><AdaptationSet mimeType="video/mp4"><Representation id="1" bandwidth="100000"
-   width="320" height="240" codecs="avc1.42c00d"><BaseURL>{private_video.name}</BaseURL>
- </Representation></AdaptationSet></Period></MPD>
+     minBufferTime="PT1S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+ <Period duration="PT7S"><AdaptationSet mimeType="video/mp4">
+  <Representation id="1" bandwidth="100000" width="320" height="240">
+   <BaseURL>{private_video}</BaseURL>
+  </Representation></AdaptationSet></Period></MPD>
 """.encode()
     uploaded = _upload_bytes(server, "movie.mp4", manifest, tmp_path)
     _assert_nothing_read(wait_for_processing(server, uploaded["id"]))
@@ -83,7 +83,13 @@ def test_a_dash_manifest_never_reads_another_file(
 def test_an_endless_live_playlist_does_not_hold_up_the_queue(
     server: LiveServer, samples: Samples, tmp_path: Path
 ) -> None:
-    segment = "data:video/mp2t;base64," + "R0" * 94  # never ends: no EXT-X-ENDLIST
+    # A live playlist (no #EXT-X-ENDLIST) whose segment is any .ts file on the server: ffmpeg
+    # would reload it for ever, waiting for the next segment.
+    segment = tmp_path / "any.ts"
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=64x64:r=1:d=1", "-c:v", "libx264",
+        "-preset", "ultrafast", "-f", "mpegts", str(segment),
+    )  # fmt: skip
     live = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1,\n{segment}\n"
     uploaded = _upload_bytes(server, "live.mp4", live.encode(), tmp_path)
     following = upload_file(server, samples.mp3)
