@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     # Connections (per worker process); see README's configuration table.
     max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_address: int = Field(default=250, ge=1)
     header_timeout_seconds: float = Field(default=20.0, gt=0)
     keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
     body_timeout_seconds: float = Field(default=60.0, gt=0)

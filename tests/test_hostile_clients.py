@@ -235,8 +235,9 @@ def test_two_thousand_event_streams_cost_the_server_little(tmp_path: Path) -> No
     # No processing: the job stays pending, so every stream stays open.
     server = _start(
         tmp_path,
-        nofile=8192,
+        nofile=16384,
         max_connections=5000,
+        max_connections_per_address=5000,
         max_event_streams_per_client=5000,
         processing_concurrency=0,
         header_timeout_seconds=20.0,
@@ -288,3 +289,76 @@ def test_event_streams_are_capped_per_client(guarded: LiveServer) -> None:
     # Closed streams free their places.
     with guarded.client() as client, client.stream("GET", url) as response:
         assert wait_for(lambda: response.status_code == 200)
+
+
+def test_a_flood_of_pipelined_requests_is_cut_short(guarded: LiveServer) -> None:
+    process = psutil.Process(guarded.process.pid)
+    rss_before = process.memory_info().rss
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+        sent = 0
+        try:
+            while sent < 20 * MIB:  # 600,000 requests, none of whose answers is read
+                sock.sendall(request * 1000)
+                sent += len(request) * 1000
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        assert sent < 20 * MIB, "the server kept reading"
+    assert process.memory_info().rss - rss_before < 64 * MIB
+    with guarded.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_endless_trailers_of_a_chunked_body_are_refused(guarded: LiveServer) -> None:
+    process = psutil.Process(guarded.process.pid)
+    rss_before = process.memory_info().rss
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+        sock.sendall(
+            b"PATCH /api/media/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+        )
+        sent = 0
+        try:
+            while sent < 300 * MIB:
+                sock.sendall(b"X-Trailer: " + b"t" * 1000 + b"\r\n")
+                sent += 1013
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 300 * MIB
+    assert process.memory_info().rss - rss_before < 32 * MIB
+
+
+def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(guarded: LiveServer) -> None:
+    head = part_head("rudy.bin")
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=30) as sock:
+        sock.sendall(request_head(guarded.port, len(head) + MIB) + head)
+        # A byte a second: never silent for the whole body timeout, but far below any link.
+        started = time.monotonic()
+        while not _closed_by_server(sock) and time.monotonic() - started < 20:
+            try:
+                sock.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(TIMEOUT_SECONDS / 2)
+        assert _closed_by_server(sock)
+        assert time.monotonic() - started < 15
+    assert wait_for(lambda: stored_files(guarded.settings) == [])
+
+
+def test_one_address_may_not_take_every_connection(tmp_path: Path) -> None:
+    server = _start(tmp_path, nofile=1024, max_connections_per_address=5, body_timeout_seconds=30.0)
+    head = part_head("slow.bin")
+    busy = []
+    try:
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
+            busy.append(sock)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            assert _answer(extra).startswith(b"HTTP/1.1 503 ")
+    finally:
+        for sock in busy:
+            sock.close()
+        server.stop()

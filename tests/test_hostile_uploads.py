@@ -23,6 +23,8 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         max_upload_bytes=64 * MIB,
         processing_concurrency=0,
         body_timeout_seconds=30,
+        # The attacks here come from one address, as many clients behind one proxy would.
+        max_connections_per_address=1000,
     )
     wrapper = ["prlimit", "--nofile=1024:1024", "--"]
     live = start_server(settings, tmp_path / "server.log", wrapper=wrapper)

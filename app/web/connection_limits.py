@@ -18,8 +18,9 @@ LIMITS_STATE_KEY = "streamport.connection_limits"
 
 # Descriptors kept for what is not a client connection: the catalog, log files, ffmpeg's pipes.
 RESERVED_DESCRIPTORS = 64
-# A connection may hold a second descriptor: the file it downloads or the upload it writes.
-DESCRIPTORS_PER_CONNECTION = 2
+# A connection may hold more descriptors: the file it downloads, or an upload's ledger and
+# the file (or S3 part spool) it writes.
+DESCRIPTORS_PER_CONNECTION = 3
 # The most a process asks for when it raises its own open-files limit.
 _WANTED_OPEN_FILES = 65536
 
@@ -29,6 +30,7 @@ class ConnectionLimits:
     """What each worker process allows its clients."""
 
     max_connections: int
+    max_connections_per_address: int
     header_timeout_seconds: float
     body_timeout_seconds: float
     send_timeout_seconds: float
@@ -41,8 +43,10 @@ class ConnectionLimits:
     def from_settings(cls, settings: Settings, open_files_limit: int) -> "ConnectionLimits":
         """The limits ``settings`` ask for, with the connection count fitted to the
         descriptors the process may open."""
+        max_connections = fit_connections(settings.max_connections, open_files_limit)
         return cls(
-            max_connections=fit_connections(settings.max_connections, open_files_limit),
+            max_connections=max_connections,
+            max_connections_per_address=min(settings.max_connections_per_address, max_connections),
             header_timeout_seconds=settings.header_timeout_seconds,
             body_timeout_seconds=settings.body_timeout_seconds,
             send_timeout_seconds=settings.send_timeout_seconds,

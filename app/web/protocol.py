@@ -1,23 +1,30 @@
 """uvicorn's httptools protocol with the bounds a careful operator sets in front of any server.
 
 uvicorn alone waits for ever for a request head, reads a header of any size (httptools
-accumulates it), lets a client that stopped sending hold an upload open, and keeps a
-connection whose client stopped reading. Here, per connection:
+accumulates it), queues every pipelined request it parses, keeps trailers of any size, lets a
+client that stopped sending hold an upload open, and keeps a connection whose client stopped
+reading. Here, per connection:
 
 - the request head must arrive within ``header_timeout_seconds`` (from the connection's
   first byte, or from its opening) and fit in ``max_header_bytes`` (``431`` past it);
-- a request body that stops arriving for ``body_timeout_seconds`` ends the connection, which
-  the application sees as a disconnect (an upload is then discarded like any aborted one);
-  time the application itself spends not reading does not count;
+- at most ``MAX_PIPELINED_REQUESTS`` requests wait behind the one being answered; a client
+  that sends more loses the queue and the connection after the current answer;
+- a request body must keep coming: a pause of ``body_timeout_seconds``, or an average below
+  ``MIN_BODY_BYTES_PER_SECOND`` after that grace (Apache's ``MinRate``), ends the connection,
+  which the application sees as a disconnect (an upload is then discarded like any aborted
+  one); time the application itself spends not reading does not count. Chunk framing,
+  extensions and trailers may add at most ``max_header_bytes`` plus an eighth of the body;
+  trailers are dropped;
 - a client that reads nothing of a response for ``send_timeout_seconds`` is dropped;
 - after an answer sent before the request body was read (``413``, ``507``), the rest of the
   body is dropped for ``linger_seconds`` or ``LINGER_BYTES`` at most;
 
-and per process, at most ``max_connections`` are open: past it the connection that has waited
-longest for a request head (idle, or sending one slowly) is closed to make room, as nginx reuses
-keep-alive connections; a real client's head takes milliseconds, so the longest-waiting ones
-are the idle and the slow. With every connection busy with a request, the new one gets
-``503``. uvicorn's own keep-alive timeout closes idle ones.
+and per process, at most ``max_connections`` are open, and ``max_connections_per_address``
+from one client address: past either, the connection that has waited longest for a request
+head (idle, or sending one slowly) is closed to make room, as nginx reuses keep-alive
+connections; a real client's head takes milliseconds, so the longest-waiting ones are the
+idle and the slow. With every connection busy with a request, the new one gets ``503``.
+uvicorn's own keep-alive timeout closes idle ones.
 
 Used by ``streamport serve`` (``http=`` of ``uvicorn.run``); the limits come from the
 lifespan state (``LIMITS_STATE_KEY``).
@@ -27,7 +34,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from email.utils import formatdate
 from typing import Any, ClassVar
 
@@ -42,6 +49,7 @@ logger = logging.getLogger("streamport")
 # Used only if the lifespan did not publish limits (it always does under ``serve``).
 _FALLBACK_LIMITS = ConnectionLimits(
     max_connections=1000,
+    max_connections_per_address=250,
     header_timeout_seconds=20.0,
     body_timeout_seconds=60.0,
     send_timeout_seconds=60.0,
@@ -53,6 +61,13 @@ _REFUSAL_LINGER_SECONDS = 5.0
 _REFUSAL_LINGER_BYTES = 4 * 2**20
 # After an early answer of the application, the rest of a body dropped at most.
 LINGER_BYTES = 16 * 2**20
+# Browsers do not pipeline at all; a handful covers any client that does.
+MAX_PIPELINED_REQUESTS = 16
+# A body slower than this on average, past the body timeout's grace, is an attack, not a
+# link: even 2G data carries more.
+MIN_BODY_BYTES_PER_SECOND = 500
+# How often a body in progress is looked at.
+_BODY_CHECK_SECONDS = 5.0
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -61,6 +76,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Connections waiting for a request head (idle, or receiving one), longest-waiting first:
     # the first to go when the process is full. One uvicorn server runs per process.
     _awaiting: ClassVar[OrderedDict["GuardedHttpToolsProtocol", None]] = OrderedDict()
+    _per_address: ClassVar[Counter[str]] = Counter()
 
     def __init__(
         self,
@@ -71,10 +87,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ConnectionLimits = app_state.get(LIMITS_STATE_KEY) or _FALLBACK_LIMITS
+        self._address = ""
         self._awaiting_head = True  # the next bytes belong to a request head
         self._head_bytes = 0
         self._in_body = False  # a request body is being received
-        self._last_body_at = 0.0
+        self._body = _BodyProgress()
         self._refused = False  # an answer of this layer was sent; input is dropped
         self._lingering = False  # answered before the body was read; the rest is dropped
         self._dropped_bytes = 0
@@ -87,9 +104,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        full = len(self.connections) > self.limits.max_connections
-        if full and not self._close_longest_waiting():
-            logger.warning("Refusing a connection: %d open, all busy", self.limits.max_connections)
+        self._address = self.client[0] if self.client else ""
+        self._per_address[self._address] += 1
+        if not self._make_room():
+            logger.warning("Refusing a connection from %s: no room, all busy", self._address)
             # Closed at once, no lingering: under a flood its descriptor is needed back.
             self._refused = True
             self.transport.write(
@@ -104,6 +122,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._set_awaiting(False)
+        self._per_address[self._address] -= 1
+        if self._per_address[self._address] <= 0:
+            del self._per_address[self._address]
         for timer in (self._head_timer, self._body_timer, self._send_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
@@ -125,7 +146,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._awaiting_head:
             self._head_bytes += len(data)
         elif self._in_body:
-            self._last_body_at = self.loop.time()
+            self._body.arrived(len(data), self.loop.time())
         super().data_received(data)
         if self._refused or self.transport.is_closing():
             return
@@ -139,28 +160,46 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._head_timer = self.loop.call_later(
                     self.limits.header_timeout_seconds, self._on_head_timeout
                 )
-        elif self._in_body and self._body_timer is None:
-            self._body_timer = self.loop.call_later(
-                self.limits.body_timeout_seconds, self._on_body_check
-            )
+        elif self._in_body:
+            # Framing, extensions and trailers are kept by httptools too, line by line.
+            if self._body.framing_bytes > self.limits.max_header_bytes + self._body.data_bytes // 8:
+                self._refuse_large_head()
+            elif self._body_timer is None:
+                self._body_timer = self.loop.call_later(_BODY_CHECK_SECONDS, self._on_body_check)
 
     # Parser callbacks
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._awaiting_head:
+            super().on_header(name, value)
+        # Otherwise a trailer of a chunked body: dropped (RFC 9110 §6.5.1 lets a recipient).
+
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         self._set_awaiting(False)
         self._awaiting_head = False
         self._head_bytes = 0
-        self._cancel_head_timer()
+        self._cancel_timer("_head_timer")
         head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if head_bytes > self.limits.max_header_bytes:
             self._refuse_large_head()
             return
         self._in_body = True
-        self._last_body_at = self.loop.time()
+        self._body = _BodyProgress(started_at=self.loop.time())
         super().on_headers_complete()
+        if len(self.pipeline) > MAX_PIPELINED_REQUESTS:
+            # No answer is owed out of order: drop the queue, answer what runs, then close.
+            logger.info(
+                "Closing a connection that pipelined more than %d requests", len(self.pipeline)
+            )
+            self.pipeline.clear()
+            self._refused = True
+            self._in_body = False
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
+            self._body.data_bytes += len(body)
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -176,7 +215,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if self.transport.is_closing():
             return
-        if self._in_body:
+        if self._refused:
+            self._close_quietly()
+        elif self._in_body:
             # Answered before the body was read: drop the rest for a while, then close.
             self._lingering = True
             self._dropped_bytes = 0
@@ -185,6 +226,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
         elif not self.pipeline:
             self._set_awaiting(True)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, with our headers."""
+        self._refuse(400, msg)
 
     # Flow control from the transport
 
@@ -222,20 +267,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_body or self.transport.is_closing():
             return
         now = self.loop.time()
-        if self.flow.read_paused and not (self.cycle and self.cycle.response_complete):
-            # The application is not reading: the client is not the one who stalls.
-            self._last_body_at = now
-        quiet = now - self._last_body_at
-        if quiet >= self.limits.body_timeout_seconds:
-            logger.info(
-                "Closing a connection whose request body stopped arriving for %.0f s",
-                quiet,
-            )
+        # While the application is not reading, the client is not the one who is slow.
+        waiting_for_app = self.flow.read_paused and not (
+            self.cycle and self.cycle.response_complete
+        )
+        too_slow = self._body.too_slow(
+            now, waiting_for_app, self.limits.body_timeout_seconds, MIN_BODY_BYTES_PER_SECOND
+        )
+        if too_slow:
+            logger.info("Closing a connection whose request body %s", too_slow)
             self._close_quietly()
             return
-        self._body_timer = self.loop.call_later(
-            self.limits.body_timeout_seconds - quiet, self._on_body_check
-        )
+        self._body_timer = self.loop.call_later(_BODY_CHECK_SECONDS, self._on_body_check)
 
     def _on_send_timeout(self) -> None:
         self._send_timer = None
@@ -247,11 +290,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Not close(): that would wait for ever to flush to a client that does not read.
         self.transport.abort()
 
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request it cannot parse, with our headers."""
-        self._refuse(400, msg)
-
     # Helpers
+
+    def _make_room(self) -> bool:
+        """Whether this new connection may stay, closing a longest-waiting one if needed."""
+        if self._per_address[self._address] > self.limits.max_connections_per_address:
+            if not self._close_longest_waiting(self._address):
+                return False
+        if len(self.connections) > self.limits.max_connections:
+            return self._close_longest_waiting(None)
+        return True
 
     def _close_quietly(self) -> None:
         self._linger_timer = None
@@ -268,7 +316,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Answer ``status`` from here (no application involved), then close."""
         self._refused = True
         self._set_awaiting(False)
-        self._cancel_head_timer()
+        self._cancel_timer("_head_timer")
         self._cancel_timer("_body_timer")
         self.transport.write(_error_response(status, detail))
         self.flow.resume_reading()
@@ -276,9 +324,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
-    def _close_longest_waiting(self) -> bool:
+    def _close_longest_waiting(self, address: str | None) -> bool:
+        """Close the connection (of ``address``, or any) that has waited longest for a head."""
         for protocol in self._awaiting:
-            if protocol is not self:
+            if protocol is not self and address in (None, protocol._address):
                 protocol._set_awaiting(False)
                 protocol._refused = True
                 transport = protocol.transport
@@ -295,14 +344,48 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._awaiting.pop(self, None)
 
-    def _cancel_head_timer(self) -> None:
-        self._cancel_timer("_head_timer")
-
     def _cancel_timer(self, name: str) -> None:
         timer: asyncio.TimerHandle | None = getattr(self, name)
         if timer is not None:
             timer.cancel()
             setattr(self, name, None)
+
+
+class _BodyProgress:
+    """How a request body has come so far. Pure bookkeeping for the checks above."""
+
+    def __init__(self, started_at: float = 0.0) -> None:
+        self.started_at = started_at
+        self.last_at = started_at
+        self.received_bytes = 0  # everything read in the body phase
+        self.data_bytes = 0  # of which body data (the rest is chunk framing and trailers)
+        self._waited_for_app = 0.0
+        self._checked_at = started_at
+
+    @property
+    def framing_bytes(self) -> int:
+        return self.received_bytes - self.data_bytes
+
+    def arrived(self, count: int, now: float) -> None:
+        self.received_bytes += count
+        self.last_at = now
+
+    def too_slow(
+        self, now: float, waiting_for_app: bool, timeout: float, min_rate: float
+    ) -> str | None:
+        """Why the body must be given up on at ``now``, or ``None``."""
+        if waiting_for_app:
+            # Neither the pause nor the rate counts time the application kept it waiting.
+            self._waited_for_app += now - self._checked_at
+            self.last_at = now
+        self._checked_at = now
+        quiet = now - self.last_at
+        if quiet >= timeout:
+            return f"stopped arriving for {quiet:.0f} s"
+        active = now - self.started_at - self._waited_for_app
+        if active > timeout + self.received_bytes / min_rate:
+            return f"came at {self.received_bytes / active:.0f} bytes/s for {active:.0f} s"
+        return None
 
 
 def _error_response(status: int, detail: str) -> bytes:
@@ -313,6 +396,7 @@ def _error_response(status: int, detail: str) -> bytes:
         b"content-type: application/json\r\n",
         b"content-length: " + str(len(body)).encode() + b"\r\n",
         b"x-content-type-options: nosniff\r\n",
+        b"referrer-policy: same-origin\r\n",
         b"connection: close\r\n",
     ]
     if status == 503:
