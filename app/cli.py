@@ -66,6 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]
         # Date comes from the application (app/web/response_headers.py), to the second.
         date_header=False,
+        # No WebSockets: an upgrade request is an ordinary request (and gets a 404).
+        ws="none",
         proxy_headers=False,
         # Event streams and long downloads must not hold a stop up for ever.
         timeout_graceful_shutdown=5,

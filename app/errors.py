@@ -46,6 +46,13 @@ class InsufficientStorage(StreamportError):
     detail = "The server has no room left to store this upload."
 
 
+class ServerBusy(StreamportError):
+    """The process has no descriptor left for this request (what happened is logged)."""
+
+    status_code = 503
+    detail = "The server is busy right now; please try again shortly."
+
+
 class StorageUnavailable(StreamportError):
     """The object store failed or cannot be reached; what went wrong is logged, not shown."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from app import __version__, catalog
 from app.catalog.db import create_engine, create_sessionmaker
@@ -86,10 +87,18 @@ async def _catalog_keys(app: FastAPI) -> set[str]:
         return await catalog.storage_keys(session)
 
 
+class _StreamportApp(FastAPI):
+    """FastAPI with the response headers outside everything else, even the handler that
+    answers 500 for an unexpected error (which user middleware does not wrap)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ResponseHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build a Streamport application; settings default to the environment's."""
     settings = settings or Settings()
-    app = FastAPI(
+    app = _StreamportApp(
         title="Streamport",
         version=__version__,
         summary="A self-hosted video and large-file streaming portal.",
@@ -112,6 +121,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ("POST", str(app.url_path_for(name))) for name in ("api_upload_media", "upload_submit")
     }
     app.add_middleware(BodyLimit, streaming_routes=uploads)
-    # Outermost, so that every answer gets them, refusals of the body limit included.
-    app.add_middleware(ResponseHeaders)
     return app

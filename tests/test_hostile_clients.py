@@ -362,3 +362,19 @@ def test_one_address_may_not_take_every_connection(tmp_path: Path) -> None:
         for sock in busy:
             sock.close()
         server.stop()
+
+
+def test_an_upgrade_request_is_an_ordinary_request(guarded: LiveServer) -> None:
+    with guarded.client() as client:
+        response = client.get(
+            "/",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
+        )
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]

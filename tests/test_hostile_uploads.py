@@ -2,6 +2,7 @@
 each is refused or contained, and leaves nothing behind."""
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,58 @@ def test_a_large_form_post_to_a_page_is_refused(server: LiveServer) -> None:
         response = client.post(f"/media/{media['id']}/rename", data={"title": "t" * (2 * MIB)})
     assert response.status_code == 413
     assert "text/html" in response.headers["content-type"]
+
+
+def test_running_out_of_descriptors_is_never_a_500_and_leaves_nothing(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,
+        media_dir=tmp_path / "media",
+        max_upload_bytes=64 * MIB,
+        processing_concurrency=0,
+        body_timeout_seconds=30,
+        max_connections_per_address=1000,
+    )
+    # Each of these uploads holds its ledger and its second file besides the socket.
+    wrapper = ["prlimit", "--nofile=1024:1024", "--"]
+    live = start_server(settings, tmp_path / "server.log", wrapper=wrapper)
+    held = []
+    try:
+        for i in range(500):
+            sock = socket.create_connection(("127.0.0.1", live.port), timeout=10)
+            body = _chunk(_tiny_part(i)) + _chunk(part_head(f"second-{i}.bin") + b"y" * 200_000)
+            try:
+                sock.sendall(_chunked_head(live.port) + body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            held.append(sock)
+        time.sleep(2)
+        answers = [_pending_answer(sock) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+        live.stop()
+    server_errors = [a for a in answers if a.startswith(b"HTTP/1.1 5")]
+    assert all(a.startswith(b"HTTP/1.1 503 ") for a in server_errors), server_errors[:3]
+    log = (tmp_path / "server.log").read_text()
+    assert "Too many open files" not in log and "Traceback" not in log
+    assert stored_files(settings) == []
+
+
+def _pending_answer(sock: socket.socket) -> bytes:
+    """What the server has answered so far, without waiting."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(200)
+    except (BlockingIOError, ConnectionResetError):
+        return b""
+
+
+def test_a_boundary_too_long_for_the_parser_is_a_400(server: LiveServer) -> None:
+    with server.client() as client:
+        response = client.post(
+            "/api/media",
+            content=b"x",
+            headers={"Content-Type": "multipart/form-data; boundary=" + "b" * 257},
+        )
+    assert response.status_code == 400, response.text
+    assert "boundary" in response.json()["detail"]

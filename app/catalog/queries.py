@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Media, ProcessingJob
@@ -152,17 +152,28 @@ async def next_fair_rank(session: AsyncSession, queue_key: str) -> int:
 
 
 async def rename_media(session: AsyncSession, media_id: str, title: str) -> Media:
-    """Give a media a new title."""
+    """Give a media a new title; ``MediaNotFound`` if it is gone, even if a concurrent delete
+    took it between the read and the write."""
+    result = await session.execute(
+        update(Media)
+        .where(Media.id == media_id)
+        .values(title=title)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise MediaNotFound()
     media = await get_media(session, media_id)
-    media.title = title
-    await session.flush()
+    await session.refresh(media, ["title"])
     return media
 
 
 async def delete_media(session: AsyncSession, media_id: str) -> Media:
-    """Remove a media from the catalog; returns the row so the caller can delete its bytes."""
+    """Remove a media from the catalog; returns the row so the caller can delete its bytes.
+    Of two concurrent deletes, one gets ``MediaNotFound``."""
     media = await get_media(session, media_id)
-    await session.execute(delete(Media).where(Media.id == media_id))
+    result = await session.execute(delete(Media).where(Media.id == media_id))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise MediaNotFound()
     return media
 
 

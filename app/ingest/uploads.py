@@ -43,6 +43,8 @@ _MAX_TITLE_FIELD_BYTES = 64 * 1024
 _MAX_FILES = 1000
 # Files plus a few fields; parts past this are refused however small.
 _MAX_PARTS = _MAX_FILES + 24
+# RFC 2046 §5.1.1 allows 70; python-multipart refuses more than 256 with an error of its own.
+_MAX_BOUNDARY_BYTES = 200
 # Part headers carry the file name; long enough for any real one (and for a hostile 5,000
 # characters, which is then cut down), bounded so headers cannot eat memory.
 _MAX_PART_HEADER_BYTES = 64 * 1024
@@ -103,6 +105,8 @@ def upload_boundary(content_type: str | None) -> bytes:
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadUpload("The multipart body has no boundary.")
+    if len(boundary) > _MAX_BOUNDARY_BYTES:
+        raise BadUpload(f"The multipart boundary is longer than {_MAX_BOUNDARY_BYTES} bytes.")
     return boundary
 
 

@@ -166,11 +166,18 @@ class LocalStorage:
         try:
             await aiofiles.os.makedirs(target.parent, exist_ok=True)
             await aiofiles.os.replace(partial.path, target)
+        except OSError as exc:
+            await partial.close()
+            raise_storage_error(exc)
+        try:
             # The mtime says when the bytes were stored, not last written: the orphan sweep
             # spares young files, and a file of a long multi-file upload was written long ago.
             await anyio.to_thread.run_sync(os.utime, target)
             await anyio.to_thread.run_sync(fsync_dir, target.parent)
         except OSError as exc:
+            # In place but not durable, and its caller will not count it as stored: it goes.
+            with anyio.CancelScope(shield=True):
+                await aiofiles.os.remove(target)
             raise_storage_error(exc)
         finally:
             await partial.close()

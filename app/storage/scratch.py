@@ -21,7 +21,7 @@ import aiofiles.os
 import anyio
 from aiofiles.threadpool.binary import AsyncFileIO
 
-from app.errors import InsufficientStorage
+from app.errors import InsufficientStorage, ServerBusy
 
 PARTIAL_SUFFIX = ".part"
 LEDGER_SUFFIX = ".ledger"
@@ -29,9 +29,12 @@ _CREATING_SUFFIX = ".creating"
 
 
 def raise_storage_error(exc: OSError) -> None:
-    """Re-raise ``exc``; a full disk or quota becomes ``InsufficientStorage`` (507)."""
+    """Re-raise ``exc``; a full disk or quota becomes ``InsufficientStorage`` (507), running
+    out of descriptors ``ServerBusy`` (503)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise InsufficientStorage() from exc
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        raise ServerBusy() from exc
     raise exc
 
 

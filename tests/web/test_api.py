@@ -1,9 +1,11 @@
 """The JSON API: listing, search, pagination, rename, delete, errors."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from tests.conftest import stored_files, upload
+from tests.conftest import LiveServer, stored_files, upload
 
 MEDIA_FIELDS = {
     "id",
@@ -116,3 +118,23 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/api/media" in spec["paths"]
     assert "multipart/form-data" in spec["paths"]["/api/media"]["post"]["requestBody"]["content"]
+
+
+def test_racing_renames_and_deletes_answer_404_not_500(live_server: LiveServer) -> None:
+    with live_server.client() as client:
+        ids = [upload(client, f"file {i}".encode(), filename=f"{i}.txt")["id"] for i in range(20)]
+
+    def act(request: tuple[str, str]) -> tuple[str, int]:
+        verb, media_id = request
+        with live_server.client() as client:
+            if verb == "rename":
+                return verb, client.patch(f"/api/media/{media_id}", json={"title": "x"}).status_code
+            return verb, client.delete(f"/api/media/{media_id}").status_code
+
+    requests = [(verb, i) for i in ids for verb in ("rename", "delete", "delete")]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(act, requests))
+    assert {status for verb, status in results if verb == "rename"} <= {200, 404}
+    deletes = [status for verb, status in results if verb == "delete"]
+    assert set(deletes) <= {204, 404}
+    assert deletes.count(204) == len(ids)  # each media deleted once, the loser told 404
