@@ -378,3 +378,15 @@ def test_an_upgrade_request_is_an_ordinary_request(guarded: LiveServer) -> None:
     assert response.status_code == 200
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_the_event_stream_of_a_deleted_media_ends_without_a_state(guarded: LiveServer) -> None:
+    with guarded.client() as client:
+        media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
+        media = media["items"][0]
+        with client.stream("GET", media["events_url"]) as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry:")
+            client.delete(f"/api/media/{media['id']}")
+            rest = list(lines)  # ends once the hub sees the media gone
+    assert not any('"done"' in line for line in rest), rest

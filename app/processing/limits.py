@@ -13,7 +13,10 @@ _COPY_BYTES_PER_SECOND = 10 * 10**6
 # Our own steps between the tools (catalog writes, storing derived files), with room to spare.
 _JOB_SLACK_SECONDS = 120.0
 # A transcode is given at least this many seconds of video's worth of time.
-_MIN_TRANSCODE_BASIS_SECONDS = 60.0
+_MIN_TRANSCODE_BASIS_SECONDS = 30.0
+# The duration a file claims is the uploader's word: 16 KB can claim eleven days. No real
+# video averages less than this, so a file's size bounds the duration its limits go by.
+_MIN_VIDEO_BYTES_PER_SECOND = 2000
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,16 @@ class ProcessingLimits:
         """Grabbing a poster: a seek and a few decoded frames."""
         return 2 * self.probe_seconds
 
-    def transcode_seconds(self, duration: float | None) -> float:
-        """A transcode's limit, scaled to how long the video lasts."""
-        basis = max(duration or 0.0, _MIN_TRANSCODE_BASIS_SECONDS)
-        return self.transcode_seconds_per_second * basis
+    def transcode_seconds(self, duration: float | None, size: int) -> float:
+        """A transcode's limit, scaled to how long the video lasts, as far as its size
+        makes that credible."""
+        credible = min(duration or 0.0, size / _MIN_VIDEO_BYTES_PER_SECOND)
+        return self.transcode_seconds_per_second * max(credible, _MIN_TRANSCODE_BASIS_SECONDS)
 
     def job_seconds(self, size: int, duration: float | None, transcode: bool) -> float:
         """A whole job's deadline: a copy for the tools, a probe, two frames, maybe a
         transcode, and our own steps. Only a hang of our own should ever reach it."""
         seconds = size / _COPY_BYTES_PER_SECOND + self.probe_seconds + 2 * self.frame_seconds
         if transcode:
-            seconds += self.transcode_seconds(duration)
+            seconds += self.transcode_seconds(duration, size)
         return seconds + _JOB_SLACK_SECONDS

@@ -110,6 +110,7 @@ class MediaTools:
         container: Container,
         target: Path,
         duration: float | None,
+        size: int,
         on_progress: ProgressCallback,
         max_file_bytes: int,
     ) -> None:
@@ -118,11 +119,14 @@ class MediaTools:
         assert self.ffmpeg is not None
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
-             "-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264", "-preset", "veryfast",
+             # vfr: timestamps kept as they are, never gaps filled with copies of frames
+             # (a file with frames a day apart would make a billion).
+             "-map", "0:v:0", "-map", "0:a:0?", "-fps_mode", "vfr",
+             "-c:v", "libx264", "-preset", "veryfast",
              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k",
              "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
              f"file:{target}"],
-            self.limits.transcode_seconds(duration),
+            self.limits.transcode_seconds(duration, size),
             progress=(duration, on_progress),
             max_file_bytes=max_file_bytes,
         )  # fmt: skip

@@ -159,7 +159,7 @@ class Processor:
                 media.id, replaced_keys=(media.thumbnail_key,), thumbnail_key=thumbnail
             )
 
-        if self.transcode and kind == "video" and playable is False:
+        if self.transcode and kind == "video" and playable is False and probe.has_video:
             extend_deadline(
                 self.tools.limits.job_seconds(media.size, probe.duration, transcode=True)
             )
@@ -196,7 +196,7 @@ class Processor:
 
         key = await self._derive(
             lambda target: self.tools.transcode_h264(
-                source, container, target, probe.duration, report, room
+                source, container, target, probe.duration, media.size, report, room
             )
         )
         await self._update_media(media.id, replaced_keys=(media.playback_key,), playback_key=key)

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 
 import anyio
@@ -19,7 +20,8 @@ logger = logging.getLogger("streamport.processing")
 
 # Uploads to this process wake the worker at once; this catches other processes' uploads.
 POLL_SECONDS = 2.0
-RENEW_SECONDS = jobs.LEASE_SECONDS / 3
+# Also how soon a job notices that its media was deleted.
+RENEW_SECONDS = 5.0
 STOP_SECONDS = 10.0
 
 
@@ -104,12 +106,13 @@ class ProcessingWorker:
                 await asyncio.sleep(POLL_SECONDS)
 
     async def _run_with_lease(self, job: jobs.ClaimedJob) -> None:
-        renewer = asyncio.ensure_future(self._renew(job))
         loop = asyncio.get_running_loop()
+        lost = asyncio.Event()
         try:
             # The job's deadline, which the processor extends once it knows what a step
             # needs: past it the lease is no longer renewed and the job fails. Each tool run
-            # has its own, shorter limit; this one catches a hang of our own.
+            # has its own, shorter limit; this one catches a hang of our own. Losing the lease
+            # (the media was deleted, or another worker took the job over) ends it at once.
             async with asyncio.timeout(await self._first_deadline(job)) as deadline:
 
                 def extend(seconds: float) -> None:
@@ -117,8 +120,21 @@ class ProcessingWorker:
                     if deadline.when() is None or when > deadline.when():  # type: ignore[operator]
                         deadline.reschedule(when)
 
-                await self.processor.run(job, extend)
+                def stop_now() -> None:
+                    lost.set()
+                    deadline.reschedule(loop.time())
+
+                renewer = asyncio.ensure_future(self._renew(job, stop_now))
+                try:
+                    await self.processor.run(job, extend)
+                finally:
+                    renewer.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await renewer
         except TimeoutError:
+            if lost.is_set():
+                logger.info("job %s: stopped (media deleted or claim lost)", job.id)
+                return
             logger.error("processing job %s passed its deadline and was stopped", job.id)
             async with self.sessionmaker() as session:
                 await jobs.finish(
@@ -131,10 +147,6 @@ class ProcessingWorker:
                     await jobs.release(session, job.id, self.identity)
                     await session.commit()
             raise
-        finally:
-            renewer.cancel()
-            with suppress(asyncio.CancelledError):
-                await renewer
 
     async def _first_deadline(self, job: jobs.ClaimedJob) -> float:
         async with self.sessionmaker() as session:
@@ -142,12 +154,15 @@ class ProcessingWorker:
         size = media.size if media is not None else 0
         return self.limits.job_seconds(size, None, transcode=False)
 
-    async def _renew(self, job: jobs.ClaimedJob) -> None:
+    async def _renew(self, job: jobs.ClaimedJob, stop: Callable[[], None]) -> None:
         while True:
             await asyncio.sleep(RENEW_SECONDS)
             async with self.sessionmaker() as session:
-                await jobs.renew(session, job.id, self.identity)
+                ours = await jobs.renew(session, job.id, self.identity)
                 await session.commit()
+            if not ours:
+                stop()
+                return
 
     async def _housekeeping(self) -> None:
         while True:

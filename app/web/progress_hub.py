@@ -38,16 +38,21 @@ class Subscription:
         self.media_id = media_id
         self.client = client
         self.latest: Snapshot | None = None
+        self.gone = False  # the media was deleted: the stream ends
         self.changed = asyncio.Event()
 
-    def offer(self, state: Snapshot) -> None:
-        if state != self.latest:
+    def offer(self, state: Snapshot | None) -> None:
+        """Hand over the latest state; ``None`` when the media is gone."""
+        if state is None:
+            self.gone = True
+            self.changed.set()
+        elif state != self.latest:
             self.latest = state
             self.changed.set()
 
     async def next_change(self, wait_seconds: float) -> Snapshot | None:
         """The state once it differs from the last one taken, or ``None`` after
-        ``wait_seconds``."""
+        ``wait_seconds`` (or once the media is gone: see ``gone``)."""
         try:
             async with asyncio.timeout(wait_seconds):
                 await self.changed.wait()
@@ -129,8 +134,9 @@ class ProgressHub:
                         subscription.offer(states[media_id])
             await asyncio.sleep(self.poll_seconds)
 
-    async def _read_states(self, media_ids: list[str]) -> dict[str, Snapshot]:
-        states: dict[str, Snapshot] = {media_id: snapshot(None) for media_id in media_ids}
+    async def _read_states(self, media_ids: list[str]) -> dict[str, Snapshot | None]:
+        # Every media has its job row from the start, removed with it: no row, no media.
+        states: dict[str, Snapshot | None] = dict.fromkeys(media_ids)
         async with self.sessionmaker() as session:
             for start in range(0, len(media_ids), _IDS_PER_QUERY):
                 batch = media_ids[start : start + _IDS_PER_QUERY]

@@ -233,3 +233,28 @@ def test_an_iphone_mov_downloads_byte_identical_after_processing(
     )["format"]["tags"]  # fmt: skip
     described = json.dumps(tags)
     assert "+48.8584+002.2945/" in described and "iPhone 15 Pro" in described, described
+
+
+def test_a_tiny_video_claiming_eleven_days_does_not_hold_up_the_queue(
+    samples: Samples, tmp_path: Path
+) -> None:
+    # 20 frames at 25 fps, 50,000 s apart: 25 KB that a transcode would fill with 24 million
+    # copies of frames.
+    gaps = tmp_path / "gaps.mkv"
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=64x64:r=25:d=0.8", "-vf", "setpts=N*50000/TB",
+        "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0",
+        "-r", "25", str(gaps),
+    )  # fmt: skip
+    settings = Settings(_env_file=None, media_dir=tmp_path / "media", transcode=True)
+    live = start_server(settings, tmp_path / "server.log")
+    try:
+        hostile = upload_file(live, gaps)
+        following = upload_file(live, samples.mp3)
+        media = wait_for_processing(live, hostile["id"], seconds=60)
+        assert media["processing"]["state"] in ("done", "failed"), media["processing"]
+        assert (
+            wait_for_processing(live, following["id"], seconds=30)["processing"]["state"] == "done"
+        )
+    finally:
+        live.stop()

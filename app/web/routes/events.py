@@ -71,5 +71,7 @@ async def _processing_events(subscription: Subscription) -> AsyncIterator[str]:
             if time.monotonic() - started > MAX_STREAM_SECONDS:
                 return
             state = await subscription.next_change(KEEPALIVE_SECONDS)
+            if subscription.gone:
+                return  # deleted: there is no state to tell (a reconnect gets 404)
             if state is None:
                 yield ": keep-alive\n\n"
