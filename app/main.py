@@ -16,6 +16,7 @@ from app.catalog.db import create_engine, create_sessionmaker
 from app.catalog.facts import MediaFactsCache
 from app.catalog.room import Ballast
 from app.config import Settings
+from app.ingest.uploads import ReceiveBudget
 from app.processing.limits import ProcessingLimits
 from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = create_templates()
     app.state.media_facts = MediaFactsCache(settings.lookup_cache_seconds)
     app.state.send_budget = SendBudget(settings.send_buffer_bytes, settings.chunk_bytes)
+    app.state.receive_budget = ReceiveBudget()
     install_error_handlers(app)
     app.include_router(pages.router)
     app.include_router(media.router)

@@ -1,6 +1,7 @@
 """Uploads built to exhaust memory, descriptors or disk, against a real ``streamport serve``:
 each is refused or contained, and leaves nothing behind."""
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -248,3 +249,30 @@ def test_a_boundary_too_long_for_the_parser_is_a_400(server: LiveServer) -> None
         )
     assert response.status_code == 400, response.text
     assert "boundary" in response.json()["detail"]
+
+
+def _stall_uploads(server: LiveServer, count: int, each_bytes: int) -> list[socket.socket]:
+    """``count`` uploads that each send ``each_bytes`` of a file, then nothing."""
+    chunk = os.urandom(each_bytes)
+    stalled = []
+    for i in range(count):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        sock.sendall(_chunked_head(server.port) + _chunk(part_head(f"s{i}.bin") + chunk))
+        stalled.append(sock)
+    return stalled
+
+
+def test_many_uploads_in_progress_share_a_memory_budget(server: LiveServer) -> None:
+    process = psutil.Process(server.process.pid)
+    rss_before = process.memory_info().rss
+    stalled = _stall_uploads(server, 200, 3 * MIB)
+    try:
+        partials = server.settings.media_dir / ".partial"
+        assert wait_for(lambda: len(list(partials.glob("*.part"))) == 200)
+        # Two buffers of up to 1 MiB each would be 400 MiB.
+        grown = process.memory_info().rss - rss_before
+        assert grown < 160 * MIB, f"{grown / MIB:.0f} MiB"
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert wait_for(lambda: stored_files(server.settings) == [])

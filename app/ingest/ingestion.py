@@ -21,6 +21,7 @@ from app.catalog.models import TITLE_MAX_CHARS, Media
 from app.ingest.content_types import SNIFF_BYTES, guess_content_type
 from app.ingest.filenames import sanitize_filename, title_from_filename
 from app.ingest.uploads import (
+    ReceiveBudget,
     ReceivedFile,
     ReceivedUpload,
     check_declared_length,
@@ -43,6 +44,7 @@ async def ingest_upload(
     content_length: str | None,
     max_upload_bytes: int,
     queue_key: str | None = None,
+    budget: ReceiveBudget | None = None,
 ) -> list[Media]:
     """Store every file of a multipart request body and commit their rows, in upload order.
 
@@ -54,7 +56,7 @@ async def ingest_upload(
     if declared is not None:
         # 507 before reading a byte when the upload would eat into the disk's reserve.
         storage.check_room(declared)
-    received = await receive_upload(body, boundary, storage, max_upload_bytes)
+    received = await receive_upload(body, boundary, storage, max_upload_bytes, budget)
     return await _catalogue(session, received, queue_key or new_queue_key())
 
 

@@ -37,6 +37,8 @@ WRITE_CHUNK_BYTES = 1024 * 1024
 # A file's first buffer: a small file never costs a whole write chunk of memory; buffers grow
 # fourfold with each write up to WRITE_CHUNK_BYTES.
 FIRST_BUFFER_BYTES = 64 * 1024
+# Upload buffers of all files being received by one process together (see ReceiveBudget).
+RECEIVE_BUDGET_BYTES = 32 * 2**20
 # Everything of the body that is not file bytes: boundaries, part headers, fields, preamble.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 _MAX_TITLE_FIELD_BYTES = 64 * 1024
@@ -48,6 +50,31 @@ _MAX_BOUNDARY_BYTES = 200
 # Part headers carry the file name; long enough for any real one (and for a hostile 5,000
 # characters, which is then cut down), bounded so headers cannot eat memory.
 _MAX_PART_HEADER_BYTES = 64 * 1024
+
+
+class ReceiveBudget:
+    """A per-process budget of upload buffer memory, shared by the files being received.
+
+    A file asks for larger buffers as it streams (64 KiB, then up to 1 MiB: fewer writes and
+    thread hops per GiB); it gets them while the budget lasts, and 64 KiB ones beyond it. So
+    however many uploads are under way, or stalled with a buffer half full, they hold the
+    budget plus 128 KiB each, not two megabytes each.
+    """
+
+    def __init__(self, budget_bytes: int = RECEIVE_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self.allocated_bytes = 0
+
+    def take(self, wanted_bytes: int) -> int:
+        """Grant a buffer of up to ``wanted_bytes``; its size is given back later."""
+        granted = max(
+            FIRST_BUFFER_BYTES, min(wanted_bytes, self.budget_bytes - self.allocated_bytes)
+        )
+        self.allocated_bytes += granted
+        return granted
+
+    def give_back(self, size: int) -> None:
+        self.allocated_bytes -= size
 
 
 @dataclass
@@ -138,8 +165,9 @@ class _FileWriter:
     1 MiB, then reused), and storage is opened only once a first buffer is full: an upload
     that stalls after its headers holds neither memory nor a file."""
 
-    def __init__(self, storage: Storage, filename: str) -> None:
+    def __init__(self, storage: Storage, filename: str, budget: ReceiveBudget) -> None:
         self.storage = storage
+        self.budget = budget
         self.upload: UploadSink | None = None
         self.filename = filename
         self.hasher = hashlib.sha256()
@@ -166,8 +194,11 @@ class _FileWriter:
 
     def _active_buffer(self) -> bytearray:
         buffer = self._buffers[self._active]
-        if buffer is None or len(buffer) < self._buffer_bytes:
-            buffer = bytearray(self._buffer_bytes)
+        # Only an empty buffer is swapped for a larger one (a full one is being written).
+        if buffer is None or (self._filled == 0 and len(buffer) < self._buffer_bytes):
+            if buffer is not None:
+                self.budget.give_back(len(buffer))
+            buffer = bytearray(self.budget.take(self._buffer_bytes))
             self._buffers[self._active] = buffer
         return buffer
 
@@ -198,7 +229,7 @@ class _FileWriter:
         if self._filled:
             await self._hand_over()
         await self._wait_in_flight()
-        self._buffers = [None, None]
+        self._release_buffers()
         if self.upload is None:  # an empty file: nothing was ever handed over
             self.upload = await self.storage.open_upload()
         assert self.upload is not None
@@ -217,16 +248,23 @@ class _FileWriter:
             with anyio.CancelScope(shield=True):
                 await asyncio.gather(self._in_flight, return_exceptions=True)
             self._in_flight = None
-        self._buffers = [None, None]
+        self._release_buffers()
         if self.upload is not None:
             await self.upload.discard()
+
+    def _release_buffers(self) -> None:
+        for buffer in self._buffers:
+            if buffer is not None:
+                self.budget.give_back(len(buffer))
+        self._buffers = [None, None]
 
 
 class _UploadReader:
     """Drives the push parser over the body and acts on its events in order."""
 
-    def __init__(self, storage: Storage, max_upload_bytes: int) -> None:
+    def __init__(self, storage: Storage, max_upload_bytes: int, budget: ReceiveBudget) -> None:
         self.storage = storage
+        self.budget = budget
         self.max_upload_bytes = max_upload_bytes
         self.events: list[tuple[str, Any]] = []
         self.result = ReceivedUpload(storage)
@@ -301,7 +339,7 @@ class _UploadReader:
             raise BadUpload(f"The file name {raw_name!r} has no usable characters.")
         if len(self.result.files) >= _MAX_FILES:
             raise BadUpload(f"At most {_MAX_FILES} files can be sent at once.")
-        self.writer = part.file = _FileWriter(self.storage, filename)
+        self.writer = part.file = _FileWriter(self.storage, filename, self.budget)
 
     async def _on_part_data(self, data: memoryview) -> None:
         part = self.part
@@ -340,7 +378,11 @@ class _UploadReader:
 
 
 async def receive_upload(
-    body: AsyncIterator[bytes], boundary: bytes, storage: Storage, max_upload_bytes: int
+    body: AsyncIterator[bytes],
+    boundary: bytes,
+    storage: Storage,
+    max_upload_bytes: int,
+    budget: ReceiveBudget | None = None,
 ) -> ReceivedUpload:
     """Read a multipart body into storage uploads; on any failure none is left behind.
 
@@ -348,7 +390,7 @@ async def receive_upload(
     more than ``FORM_OVERHEAD_BYTES`` of anything else, too many parts), ``UploadAborted``
     (the client went away) or ``InsufficientStorage`` (disk full).
     """
-    reader = _UploadReader(storage, max_upload_bytes)
+    reader = _UploadReader(storage, max_upload_bytes, budget or ReceiveBudget())
     parser = MultipartParser(boundary, reader.callbacks(), max_header_size=_MAX_PART_HEADER_BYTES)
     body_bytes = 0
     try:

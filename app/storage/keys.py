@@ -24,3 +24,14 @@ def check_key(key: str) -> str:
     if not is_key(key):
         raise ValueError(f"not a storage key: {key!r}")
     return key
+
+
+def key_token(key: str) -> str:
+    """The key as one file name: its token (the folder is the token's first two digits)."""
+    return check_key(key).partition("/")[2]
+
+
+def key_of_token(token: str) -> str | None:
+    """The key whose ``key_token`` is ``token``, if it is one."""
+    key = f"{token[:2]}/{token}"
+    return key if is_key(key) else None

@@ -1,8 +1,8 @@
 """Stored bytes as objects in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2).
 
-Uploads stream into multipart uploads, two parts in flight while the next fills; reads are
-ranged ``GetObject`` calls streamed within the response's lifetime. A locked marker file in the
-local scratch directory names each multipart upload in flight, so a server killed mid-upload
+Uploads stream into multipart uploads, two parts in flight while the next fills on local
+disk; reads are ranged ``GetObject`` calls streamed within the response's lifetime. The locked
+scratch file a part fills in is named for its upload's key, so a server killed mid-upload
 aborts its leftovers at the next start, as local partial files are swept. (Uploads of a node
 that never comes back are left to the bucket's lifecycle rule ``AbortIncompleteMultipartUpload``;
 see README's deployment section. Start times of uploads are not to be trusted for this: not every
@@ -30,7 +30,7 @@ from app.config import Settings
 from app.errors import StorageUnavailable
 from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
 from app.storage.free_space import FreeSpace
-from app.storage.keys import check_key, is_key, new_key
+from app.storage.keys import check_key, is_key, key_of_token, key_token, new_key
 from app.storage.scratch import PartialFile, ScratchDir
 
 logger = logging.getLogger("streamport")
@@ -41,7 +41,8 @@ PARTS_IN_FLIGHT = 2
 # do their clients, through TCP), so memory grows by one filling part per upload, no more.
 PROCESS_PARTS_IN_FLIGHT = 8
 _MAX_PARTS = 10_000
-_MARKER_SUFFIX = ".s3upload"
+# The spool of an S3 upload in progress, named for its key.
+_SPOOL_SUFFIX = ".s3upload"
 _COPY_CHUNK_BYTES = 2**20
 # An object with no row must be older than this, and still have no row ten minutes after it
 # was listed, to go: Last-Modified of a multipart object may be when its upload began, and
@@ -65,16 +66,20 @@ def _is_missing(exc: ClientError) -> bool:
 
 class S3Upload:
     """New bytes streamed into S3: one ``PutObject`` if they fit in a part, otherwise a
-    multipart upload with up to two parts in flight while the next one fills."""
+    multipart upload with up to two parts in flight while the next one fills.
 
-    def __init__(self, storage: "S3Storage", marker: PartialFile, part_bytes: int) -> None:
-        self.key = new_key()
+    The part being filled goes to a locked scratch file on local disk, not to memory: a
+    thousand uploads in progress hold a thousand files, not a thousand parts' worth of RAM.
+    Only parts being sent are in memory, at most ``PROCESS_PARTS_IN_FLIGHT`` per process.
+    The file is named for the key, so a restarted server knows which upload to abort.
+    """
+
+    def __init__(self, storage: "S3Storage", spool: PartialFile, key: str, part_bytes: int) -> None:
+        self.key = key
         self._storage = storage
-        self._marker = marker
+        self._spool = spool
         self.part_bytes = part_bytes
-        # Grows as bytes come (a small file never holds a whole part's worth of memory);
-        # once full it is copied into the part's body and started afresh.
-        self._buffer = bytearray()
+        self._filled = 0  # bytes of the current part in the spool file
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._in_flight: list[asyncio.Future[None]] = []
@@ -88,15 +93,25 @@ class S3Upload:
     async def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
-            taken = min(len(view), self.part_bytes - len(self._buffer))
-            self._buffer += view[:taken]
+            taken = min(len(view), self.part_bytes - self._filled)
+            # The spool is on local disk: never into the disk's reserve.
+            self._storage.free_space.consume(taken)
+            await self._spool.write(view[:taken])
+            self._filled += taken
             view = view[taken:]
-            if len(self._buffer) == self.part_bytes:
+            if self._filled == self.part_bytes:
                 await self._send_part()
+
+    async def _take_part(self) -> io.BytesIO:
+        """The spooled part, read back for sending; the spool starts afresh."""
+        body = _payload(await self._spool.read_all())
+        await self._spool.rewind()
+        self._filled = 0
+        return body
 
     async def _send_part(self) -> None:
         # Two parts in flight keep the link busy while the store digests a part; a third
-        # waits, so an upload holds at most three parts' worth of memory.
+        # waits, and so does every upload past the process's budget of parts in flight.
         while len(self._in_flight) >= PARTS_IN_FLIGHT:
             await self._in_flight.pop(0)
         await self._storage.parts_in_flight.acquire()
@@ -116,8 +131,7 @@ class S3Upload:
                 client.create_multipart_upload(Bucket=self._storage.bucket, Key=self._name)
             )
             self._upload_id = created["UploadId"]
-        body = _payload(self._buffer)
-        self._buffer = bytearray()
+        body = await self._take_part()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
         task = asyncio.ensure_future(self._upload_part(number, body))
@@ -145,11 +159,10 @@ class S3Upload:
         try:
             client, bucket = self._storage.client, self._storage.bucket
             if self._upload_id is None:
-                body = _payload(self._buffer)
-                self._buffer = bytearray()
+                body = await self._take_part()
                 await _call(client.put_object(Bucket=bucket, Key=self._name, Body=body))
             else:
-                if self._buffer:
+                if self._filled:
                     await self._send_part()
                 await self._wait_in_flight()
                 await _call(
@@ -165,7 +178,7 @@ class S3Upload:
             await self.discard()
             raise
         self._committed = True
-        await self._marker.discard()
+        await self._spool.discard()
 
     async def discard(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -180,16 +193,17 @@ class S3Upload:
                     else:
                         await self._storage.abort_uploads_of(self._name)
                 except (ClientError, BotoCoreError, StorageUnavailable, aiohttp.ClientError) as exc:
-                    # The marker stays unlocked when this process ends: the next start aborts it.
+                    # The spool stays, unlocked, when this process ends: the next start
+                    # aborts the upload its name tells.
                     logger.warning("could not abort multipart upload of %s: %s", self.key, exc)
-                    await self._marker.close()
+                    await self._spool.close()
                     return
                 self._created = False
                 self._upload_id = None
-            await self._marker.discard()
+            await self._spool.discard()
 
 
-def _payload(buffer: bytearray) -> io.BytesIO:
+def _payload(buffer: bytes) -> io.BytesIO:
     # A file-like body: aiohttp sends it in pieces (a large bytes body would be written in
     # one go), and botocore can rewind it to retry or to hash it for the signature.
     return io.BytesIO(buffer)
@@ -305,18 +319,15 @@ class S3Storage:
         self._client = None
 
     def check_room(self, incoming_bytes: int) -> None:
-        pass  # uploads go to the bucket; only markers touch the local disk
+        # The bytes go to the bucket; locally only one part at a time is spooled, and that is
+        # checked against the reserve as it is written.
+        pass
 
     async def open_upload(self, size_hint: int | None = None) -> S3Upload:
         part_bytes = part_bytes_for(size_hint) if size_hint else self.upload_part_bytes
-        marker = await self.scratch.open_partial(_MARKER_SUFFIX)
-        upload = S3Upload(self, marker, part_bytes)
-        try:
-            await marker.write(upload.key.encode())
-        except BaseException:
-            await marker.discard()
-            raise
-        return upload
+        key = new_key()
+        spool = await self.scratch.open_partial(_SPOOL_SUFFIX, token=key_token(key))
+        return S3Upload(self, spool, key, part_bytes)
 
     async def store_scratch(self, partial: PartialFile) -> str:
         try:
@@ -431,11 +442,11 @@ class S3Storage:
     async def _abort_abandoned_uploads(self) -> int:
         aborted = 0
         abandoned = await anyio.to_thread.run_sync(
-            lambda: list(self.scratch.abandoned(_MARKER_SUFFIX))
+            lambda: list(self.scratch.abandoned(_SPOOL_SUFFIX))
         )
-        for path, content in abandoned:
-            key = content.decode(errors="replace").strip()
-            if is_key(key):
+        for path in abandoned:
+            key = key_of_token(path.name.removesuffix(_SPOOL_SUFFIX))
+            if key is not None:
                 try:
                     aborted += await self.abort_uploads_of(self.object_name(key))
                 except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:

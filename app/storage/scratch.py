@@ -57,6 +57,20 @@ class PartialFile:
         except OSError as exc:
             raise_storage_error(exc)
 
+    async def read_all(self) -> bytes:
+        """Everything written so far (the caller knows it is small enough to hold)."""
+        fd = self._handle.fileno()
+        size = os.fstat(fd).st_size
+        return await anyio.to_thread.run_sync(os.pread, fd, size, 0)
+
+    async def rewind(self) -> None:
+        """Empty the file and write from its start again."""
+        try:
+            await anyio.to_thread.run_sync(os.ftruncate, self._handle.fileno(), 0)
+            await self._handle.seek(0)
+        except OSError as exc:
+            raise_storage_error(exc)
+
     async def sync(self) -> None:
         """Flush and fsync, so the bytes survive a power loss once renamed into place."""
         try:
@@ -114,13 +128,16 @@ class ScratchDir:
         """Create the directory."""
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    async def open_partial(self, suffix: str = PARTIAL_SUFFIX) -> PartialFile:
-        """Start a new scratch file, locked by this process for as long as it is open.
+    async def open_partial(
+        self, suffix: str = PARTIAL_SUFFIX, token: str | None = None
+    ) -> PartialFile:
+        """Start a new scratch file named ``<token><suffix>`` (a random token by default),
+        locked by this process for as long as it is open.
 
         It is created under a name the sweep leaves alone and renamed once locked: another
         worker starting up must never find an unlocked file that is in use.
         """
-        token = secrets.token_hex(16)
+        token = token or secrets.token_hex(16)
         creating = self.directory / f"{token}{_CREATING_SUFFIX}"
         path = self.directory / f"{token}{suffix}"
         # In one synchronous step (a local open, lock and rename take microseconds): an await
@@ -158,17 +175,17 @@ class ScratchDir:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed.append(path)
-        for path, _ in self.abandoned(PARTIAL_SUFFIX):
+        for path in self.abandoned(PARTIAL_SUFFIX):
             path.unlink(missing_ok=True)
             removed.append(path)
         return removed
 
-    def abandoned(self, suffix: str) -> Iterator[tuple[Path, bytes]]:
-        """Each ``*suffix`` file no live process holds, with its content, locked while the
-        caller handles it; the caller removes it."""
-        for path, fd, abandoned in self._each_file(suffix):
+    def abandoned(self, suffix: str) -> Iterator[Path]:
+        """Each ``*suffix`` file no live process holds, locked while the caller handles it;
+        the caller removes it."""
+        for path, _, abandoned in self._each_file(suffix):
             if abandoned:
-                yield path, os.pread(fd, 4096, 0)
+                yield path
 
     def _each_file(self, suffix: str) -> Iterator[tuple[Path, int, bool]]:
         """Each ``*suffix`` file, open, and whether it is abandoned: if so, it is locked by
@@ -197,7 +214,7 @@ def _read_all(fd: int) -> bytes:
 
 
 def _create_locked(creating: Path, path: Path) -> io.FileIO:
-    raw = io.FileIO(creating, "xb")
+    raw = io.FileIO(creating, "xb+")
     try:
         fcntl.flock(raw.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(creating, path)

@@ -20,6 +20,7 @@ async def store_uploaded_files(
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
         max_upload_bytes=settings.max_upload_bytes,
+        budget=request.app.state.receive_budget,
     )
     request.app.state.worker.wake()
     return stored

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -242,3 +243,30 @@ def test_an_object_store_failing_mid_upload_answers_503_and_leaves_no_row(
         assert client.get("/healthz").status_code == 200
     # Nothing of the failed uploads is left open (a leaked handle fails the test here).
     gc.collect()
+
+
+def test_many_uploads_in_progress_fill_their_parts_on_disk_not_in_memory(
+    deployment: Settings, tmp_path: Path
+) -> None:
+    node = start_server(deployment, tmp_path / "node.log")
+    chunk = os.urandom(15 * MIB)  # a whole part sent, and 7 MiB of a second one filling
+    stalled = []
+    try:
+        process = psutil.Process(node.process.pid)
+        rss_before = process.memory_info().rss
+        for i in range(40):
+            sock = open_upload(node.port, f"s{i}.bin", 64 * MIB, 0)
+            sock.sendall(chunk)
+            stalled.append(sock)
+        spools = deployment.media_dir / ".partial"
+        assert wait_for(lambda: len(list(spools.glob("*.s3upload"))) == 40, seconds=60)
+        # Parts filling in memory would be 40 × 7 MiB.
+        grown = process.memory_info().rss - rss_before
+        assert grown < 96 * MIB, f"{grown / MIB:.0f} MiB"
+    finally:
+        for sock in stalled:
+            sock.close()
+        spools = deployment.media_dir / ".partial"
+        assert wait_for(lambda: list(spools.glob("*.s3upload")) == [], seconds=60)
+        node.stop()
+    assert _in_flight(deployment) == []
