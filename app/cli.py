@@ -1,4 +1,4 @@
-"""``streamport serve | migrate | scan DIR``."""
+"""``streamport serve | migrate | scan DIR | verify``."""
 
 import argparse
 import asyncio
@@ -41,6 +41,27 @@ def _build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="add files already on disk to the catalog")
     scan.add_argument("directory", type=Path, metavar="DIR")
     scan.set_defaults(run=_scan)
+
+    verify = commands.add_parser(
+        "verify",
+        help="re-read every stored object and compare it with the catalog",
+        description="Re-read every stored object, compare its size and SHA-256 with the "
+        "catalog, and report missing, corrupt and orphaned objects. Nothing is changed. "
+        "Exit status: 0 all well, 1 problems found, 2 verification could not run.",
+    )
+    verify.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="objects read at once (default 2)"
+    )
+    verify.add_argument(
+        "--orphan-age",
+        type=float,
+        metavar="SECONDS",
+        help="bytes no row names count as orphans from this age on; younger ones are uploads "
+        "in progress (default: what the start-up sweep waits, 3600 local, 86400 on S3)",
+    )
+    verify.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    verify.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    verify.set_defaults(run=_verify)
     return parser
 
 
@@ -107,6 +128,26 @@ def _scan(args: argparse.Namespace) -> int:
         f"added {summary.added}, already in the catalog {summary.skipped}, failed {summary.failed}"
     )
     return 1 if summary.failed else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.maintenance.verify import MAX_JOBS, VerifyOptions, run_verify
+
+    if not 1 <= args.jobs <= MAX_JOBS:
+        print(f"streamport verify: --jobs must be from 1 to {MAX_JOBS}", file=sys.stderr)
+        return 2
+    if args.orphan_age is not None and not args.orphan_age >= 0:
+        print("streamport verify: --orphan-age must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"streamport verify: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    options = VerifyOptions(jobs=args.jobs, orphan_age_seconds=args.orphan_age)
+    return run_verify(settings, options, as_json=args.json, quiet=args.quiet)
 
 
 if __name__ == "__main__":

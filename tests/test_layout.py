@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "processing": BASE | {"catalog", "storage"},
     "serving": BASE | {"catalog", "storage"},
     "web": BASE | {"catalog", "storage", "ingest", "processing", "serving"},
+    "maintenance": BASE | {"catalog", "storage"},
 }
 
 
