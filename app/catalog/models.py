@@ -58,7 +58,8 @@ class Media(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # When the stored bytes last changed (a faststart remux); None means at created_at.
+    # When the stored bytes were replaced, which only versions before originals were kept
+    # untouched did (a faststart remux); None, as for every upload since, means created_at.
     modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     # Filled by processing (ffprobe); None until then or when not a media file.

@@ -24,10 +24,11 @@ class Span(NamedTuple):
 
 @dataclass(frozen=True)
 class StoredObject:
-    """A key found in storage, and how many bytes it holds."""
+    """A key found in storage, how many bytes it holds, and when they were stored."""
 
     key: str
     size: int
+    modified_at: datetime
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,9 @@ def _sized_keys(folder: Path) -> list[StoredObject]:
         key = f"{folder.name}/{path.name}"
         if is_key(key):
             try:
-                found.append(StoredObject(key, path.stat().st_size))
+                stat = path.stat()
+                modified_at = datetime.fromtimestamp(stat.st_mtime, UTC)
+                found.append(StoredObject(key, stat.st_size, modified_at))
             except FileNotFoundError:
                 continue  # deleted meanwhile
     return found

@@ -391,7 +391,7 @@ class S3Storage:
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) :]
                     if is_key(key):
-                        yield StoredObject(key, item["Size"])
+                        yield StoredObject(key, item["Size"], item["LastModified"])
         except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
             raise _unavailable(exc) from exc
 
@@ -462,14 +462,11 @@ class S3Storage:
 
     async def _orphan_candidates(self, known: set[str]) -> list[str]:
         cutoff = datetime.now(UTC) - timedelta(seconds=ORPHAN_MIN_AGE_SECONDS)
-        candidates = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                if is_key(key) and key not in known and item["LastModified"] < cutoff:
-                    candidates.append(key)
-        return candidates
+        return [
+            stored.key
+            async for stored in self.listing()
+            if stored.key not in known and stored.modified_at < cutoff
+        ]
 
     async def _delete_orphans(self, candidates: list[str], catalog_keys: CatalogKeys) -> None:
         await asyncio.sleep(ORPHAN_RECHECK_SECONDS)

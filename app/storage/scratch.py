@@ -154,13 +154,12 @@ class ScratchDir:
         return Ledger(await self.open_partial(LEDGER_SUFFIX))
 
     def held_keys(self) -> set[str]:
-        """Every key in a ledger a live process holds: stored, about to be catalogued."""
+        """Every key in a ledger a live process holds: stored, about to be catalogued. (The
+        keys of a dead process's ledger are orphans like any other; the ledger itself goes
+        with the other abandoned scratch files.)"""
         keys: set[str] = set()
-        for path, fd, abandoned in self._each_file(LEDGER_SUFFIX):
-            if abandoned:
-                # Its process died: its keys are orphans like any other.
-                path.unlink(missing_ok=True)
-            else:
+        for _, fd, abandoned in self._each_file(LEDGER_SUFFIX):
+            if not abandoned:
                 keys.update(_read_all(fd).decode(errors="replace").split())
         return keys
 
@@ -175,9 +174,10 @@ class ScratchDir:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed.append(path)
-        for path in self.abandoned(PARTIAL_SUFFIX):
-            path.unlink(missing_ok=True)
-            removed.append(path)
+        for suffix in (PARTIAL_SUFFIX, LEDGER_SUFFIX):
+            for path in self.abandoned(suffix):
+                path.unlink(missing_ok=True)
+                removed.append(path)
         return removed
 
     def abandoned(self, suffix: str) -> Iterator[Path]:
