@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from app.maintenance.verify import Expected, Kind, Reading, Tally, expectations, is_orphan, judge
+from app.maintenance.findings import Expected, Kind, Reading, Tally, is_orphan, judge
+from app.maintenance.readers import expectations
 from tests.conftest import (
     LiveServer,
     free_port,
