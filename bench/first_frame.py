@@ -15,7 +15,6 @@ Run from the repository root: ``python3 -m bench.first_frame [--rounds 5] [--ngi
 """
 
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -51,7 +50,7 @@ from bench.common import (
     write_results,
 )
 from bench.downloads import NGINX, nginx_config
-from bench.processing import served_atoms, upload
+from bench.processing import served_atoms, sha256_of, upload
 
 CHROMIUM = "/usr/bin/chromium"
 # A machine without a display, a GPU, a sandbox-capable user or outside network. Muted
@@ -216,15 +215,6 @@ def top_level_atoms(path: Path) -> list[dict[str, Any]]:
 def atom(atoms: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
     """The first atom of ``kind``."""
     return next(a for a in atoms if a["type"] == kind)
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a local file."""
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * MiB):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def make_video(spec: VideoSpec, directory: Path) -> dict[str, dict[str, Any]]:

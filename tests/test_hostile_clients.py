@@ -197,15 +197,21 @@ def test_a_client_that_stops_reading_a_download_is_dropped(guarded: LiveServer) 
         assert wait_for(lambda: not serving_the_file(), 4 * TIMEOUT_SECONDS)
 
 
-def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:
-    server = _start(tmp_path, nofile=1024, max_connections=4, body_timeout_seconds=30.0)
+def _busy_uploads(server: LiveServer, count: int) -> list[socket.socket]:
+    """``count`` connections each in the middle of an upload's body: none is idle."""
     head = part_head("slow.bin")
     busy = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
+        busy.append(sock)
+    return busy
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:
+    server = _start(tmp_path, nofile=1024, max_connections=4, body_timeout_seconds=30.0)
+    busy = _busy_uploads(server, 4)
     try:
-        for _ in range(4):
-            sock = socket.create_connection(("127.0.0.1", server.port))
-            sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
-            busy.append(sock)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
             answer = _answer(extra)
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
@@ -349,13 +355,8 @@ def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(guarded: LiveSer
 
 def test_one_address_may_not_take_every_connection(tmp_path: Path) -> None:
     server = _start(tmp_path, nofile=1024, max_connections_per_address=5, body_timeout_seconds=30.0)
-    head = part_head("slow.bin")
-    busy = []
+    busy = _busy_uploads(server, 5)
     try:
-        for _ in range(5):
-            sock = socket.create_connection(("127.0.0.1", server.port))
-            sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
-            busy.append(sock)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
             assert _answer(extra).startswith(b"HTTP/1.1 503 ")
     finally:

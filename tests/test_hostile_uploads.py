@@ -16,8 +16,7 @@ from tests.raw_uploads import BOUNDARY, CONTENT_TYPE, MIB, part_head, part_tail,
 from tests.test_hostile_clients import _answer
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
+def _start_guarded(tmp_path: Path) -> LiveServer:
     """A server under the usual 1024 descriptors, with room for slow attackers."""
     settings = Settings(
         _env_file=None,
@@ -29,7 +28,12 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         max_connections_per_address=1000,
     )
     wrapper = ["prlimit", "--nofile=1024:1024", "--"]
-    live = start_server(settings, tmp_path / "server.log", wrapper=wrapper)
+    return start_server(settings, tmp_path / "server.log", wrapper=wrapper)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = _start_guarded(tmp_path)
     yield live
     live.stop()
 
@@ -197,17 +201,9 @@ def test_a_large_form_post_to_a_page_is_refused(server: LiveServer) -> None:
 
 
 def test_running_out_of_descriptors_is_never_a_500_and_leaves_nothing(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,
-        media_dir=tmp_path / "media",
-        max_upload_bytes=64 * MIB,
-        processing_concurrency=0,
-        body_timeout_seconds=30,
-        max_connections_per_address=1000,
-    )
     # Each of these uploads holds its ledger and its second file besides the socket.
-    wrapper = ["prlimit", "--nofile=1024:1024", "--"]
-    live = start_server(settings, tmp_path / "server.log", wrapper=wrapper)
+    live = _start_guarded(tmp_path)
+    settings = live.settings
     held = []
     try:
         for i in range(500):
