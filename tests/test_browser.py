@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,23 @@ def _errors(page: Page) -> list[str]:
     return list(page.console_errors)  # type: ignore[attr-defined]
 
 
+def _wait_until(page: Page, expression: str, arg: Any = None, timeout: float = 30_000) -> None:
+    """Poll ``expression`` in the page until it is truthy. Not ``page.wait_for_function``:
+    that evaluates a string inside the page, which the pages' CSP (no eval) rightly refuses;
+    ``page.evaluate`` runs through the debugging protocol instead."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
 def _play_and_seek(page: Page, expected_seconds: float) -> None:
-    page.wait_for_function("document.querySelector('#media-player').readyState >= 1")
+    _wait_until(page, "document.querySelector('#media-player').readyState >= 1")
     player = page.locator("#media-player")
     duration = player.evaluate("v => v.duration")
     assert abs(duration - expected_seconds) <= 0.5
     player.evaluate("v => v.play()")
-    page.wait_for_function("document.querySelector('#media-player').currentTime > 0.3")
+    _wait_until(page, "document.querySelector('#media-player').currentTime > 0.3")
     for target in (20, 5):
         player.evaluate(
             """(v, t) => new Promise((resolve, reject) => {
@@ -87,8 +98,8 @@ def _play_and_seek(page: Page, expected_seconds: float) -> None:
         )
         assert abs(player.evaluate("v => v.currentTime") - target) < 1.5
     start = player.evaluate("v => v.currentTime")
-    page.wait_for_function(
-        f"document.querySelector('#media-player').currentTime > {start + 0.5}", timeout=15_000
+    _wait_until(
+        page, f"document.querySelector('#media-player').currentTime > {start + 0.5}", timeout=15_000
     )
     assert player.evaluate("v => v.error") is None
 
@@ -110,12 +121,12 @@ def test_audio_plays_and_image_loads(
 ) -> None:
     page.goto(shared_server.base_url + sample_media["mp3"]["page_url"])
     audio = page.locator("audio#media-player")
-    page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    _wait_until(page, "document.querySelector('audio').readyState >= 1")
     audio.evaluate("a => a.play()")
-    page.wait_for_function("document.querySelector('audio').currentTime > 0.3")
+    _wait_until(page, "document.querySelector('audio').currentTime > 0.3")
     page.goto(shared_server.base_url + sample_media["png"]["page_url"])
     image = page.locator("img#media-image")
-    page.wait_for_function("document.querySelector('#media-image').complete")
+    _wait_until(page, "document.querySelector('#media-image').complete")
     assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [640, 480]
     assert _errors(page) == []
 
@@ -265,9 +276,7 @@ def test_catalog_shows_posters_and_durations(
         wait_for_processing(own_server, media["id"])
     page.goto(own_server.base_url + "/")
     thumb = page.locator(f".media-card[data-media-id='{video['id']}'] .media-card__thumb")
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth === 480", arg=thumb.element_handle()
-    )
+    _wait_until(page, "img => img.complete && img.naturalWidth === 480", arg=thumb.element_handle())
     badges = page.locator(".media-card__duration").all_text_contents()
     assert sorted(badge.strip() for badge in badges) == ["0:08", "0:30"]
     assert (
@@ -296,7 +305,8 @@ def test_media_page_follows_processing_live_then_plays_the_rendition(
         page.goto(server.base_url + media["page_url"])
         assert page.locator("#processing").count() == 1
         # The bar moves while the page stays put: the updates come over the event stream.
-        page.wait_for_function(
+        _wait_until(
+            page,
             "(document.querySelector('#processing-progress') || {value: 1}).value > 0.2",
             timeout=60_000,
         )
