@@ -210,19 +210,19 @@ def _busy_uploads(server: LiveServer, count: int) -> list[socket.socket]:
 
 def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:
     server = _start(tmp_path, nofile=1024, max_connections=4, body_timeout_seconds=30.0)
-    busy = _busy_uploads(server, 4)
     try:
+        busy = _busy_uploads(server, 4)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
             answer = _answer(extra)
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:100]
         assert b"retry-after: 5" in answer.lower()
-    finally:
         for sock in busy:
             sock.close()
-    # Once they are gone, the server answers again.
-    with server.client() as client:
-        assert wait_for(lambda: client.get("/healthz").status_code == 200)
-    server.stop()
+        # Once they are gone, the server answers again.
+        with server.client() as client:
+            assert wait_for(lambda: client.get("/healthz").status_code == 200)
+    finally:
+        server.stop()
 
 
 def test_a_keep_alive_connection_serves_many_requests(guarded: LiveServer) -> None:
