@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -177,7 +178,14 @@ def repr_digest(sha256_hex: str) -> str:
 
 def http_date(moment: datetime) -> str:
     """An IMF-fixdate (§5.6.7) for ``moment``, which must be timezone-aware."""
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    return _http_date_of_second(int(moment.timestamp()))
+
+
+@lru_cache(maxsize=1024)
+def _http_date_of_second(second: int) -> str:
+    # Formatting costs more than the rest of a small answer's headers: each second (the
+    # current one for Date, a media's for Last-Modified) is formatted once.
+    return format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
 
 
 _UNSAFE_IN_QUOTED = re.compile(r'[\x00-\x1f\x7f"\\%/;]')

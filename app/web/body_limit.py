@@ -37,9 +37,13 @@ class BodyLimit:
         if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streaming_routes:
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _declared_body(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, receive, send)
+            return
+        if not chunked and (declared or 0) <= self.max_bytes:
+            # A declared length within the cap (or none: no body) is all the server reads.
+            await self.app(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -76,8 +80,14 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _declared_body(scope: Scope) -> tuple[int | None, bool]:
+    """The body's declared length, if any, and whether it comes chunked."""
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() and len(value) < 19 else None
-    return None
+            # The server refuses a malformed length; a vast one is simply too large.
+            length = int(value) if value.isdigit() and len(value) < 19 else 10**18
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked

@@ -179,14 +179,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._set_awaiting(False)
         self._awaiting_head = False
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        # The reads that carried this head hold at least all of it: only when they were
+        # larger than the limit can the head itself be.
+        if self._head_bytes > self.limits.max_header_bytes:
+            head_bytes = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if head_bytes > self.limits.max_header_bytes:
+                self._refuse_large_head()
+                return
         self._head_bytes = 0
-        self._cancel_timer("_head_timer")
-        head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if head_bytes > self.limits.max_header_bytes:
-            self._refuse_large_head()
-            return
         self._in_body = True
-        self._body = _BodyProgress(started_at=self.loop.time())
+        self._body.restart(self.loop.time())
         super().on_headers_complete()
         if len(self.pipeline) > MAX_PIPELINED_REQUESTS:
             # No answer is owed out of order: drop the queue, answer what runs, then close.
@@ -352,15 +357,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _BodyProgress:
-    """How a request body has come so far. Pure bookkeeping for the checks above."""
+    """How a request body has come so far. Pure bookkeeping for the checks above; one per
+    connection, restarted for each request."""
 
-    def __init__(self, started_at: float = 0.0) -> None:
-        self.started_at = started_at
-        self.last_at = started_at
+    __slots__ = (
+        "started_at",
+        "last_at",
+        "received_bytes",
+        "data_bytes",
+        "_waited_for_app",
+        "_checked_at",
+    )
+
+    def __init__(self) -> None:
+        self.restart(0.0)
+
+    def restart(self, now: float) -> None:
+        self.started_at = now
+        self.last_at = now
         self.received_bytes = 0  # everything read in the body phase
         self.data_bytes = 0  # of which body data (the rest is chunk framing and trailers)
         self._waited_for_app = 0.0
-        self._checked_at = started_at
+        self._checked_at = now
 
     @property
     def framing_bytes(self) -> int:

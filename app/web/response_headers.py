@@ -29,10 +29,11 @@ DOCS_POLICY = (
 )
 _DOCS_PATHS = ("/docs", "/redoc")
 
-_ALWAYS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-)
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_REFERRER_POLICY = (b"referrer-policy", b"same-origin")
+_NO_FRAMES = (b"x-frame-options", b"DENY")
+PAGE_POLICY_BYTES = PAGE_POLICY.encode()
+DOCS_POLICY_BYTES = DOCS_POLICY.encode()
 
 
 class _DateCache:
@@ -65,7 +66,7 @@ class ResponseHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._complete(list(message.get("headers", [])), docs)
+                message["headers"] = self._complete(list(message.get("headers", ())), docs)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -73,16 +74,29 @@ class ResponseHeaders:
     def _complete(
         self, headers: list[tuple[bytes, bytes]], docs: bool
     ) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in headers}
-        if b"date" not in present:
+        # One pass over what the response set (ASGI frameworks send lowercased names);
+        # this runs for every answer, many small range requests included.
+        date = nosniff = referrer = policy = html = False
+        for name, value in headers:
+            if name == b"date":
+                date = True
+            elif name == b"x-content-type-options":
+                nosniff = True
+            elif name == b"referrer-policy":
+                referrer = True
+            elif name == b"content-security-policy":
+                policy = True
+            elif name == b"content-type":
+                html = value.startswith(b"text/html")
+        if not date:
             headers.append((b"date", self._date.now()))
-        headers.extend(header for header in _ALWAYS if header[0] not in present)
-        is_html = any(
-            name.lower() == b"content-type" and value.startswith(b"text/html")
-            for name, value in headers
-        )
-        if is_html and b"content-security-policy" not in present:
-            policy = DOCS_POLICY if docs else PAGE_POLICY
-            headers.append((b"content-security-policy", policy.encode()))
-            headers.append((b"x-frame-options", b"DENY"))
+        if not nosniff:
+            headers.append(_NOSNIFF)
+        if not referrer:
+            headers.append(_REFERRER_POLICY)
+        if html and not policy:
+            headers.append(
+                (b"content-security-policy", DOCS_POLICY_BYTES if docs else PAGE_POLICY_BYTES)
+            )
+            headers.append(_NO_FRAMES)
         return headers
