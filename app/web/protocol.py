@@ -211,8 +211,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False
         self._lingering = False
         self._awaiting_head = True
-        self._cancel_timer("_body_timer")
-        self._cancel_timer("_linger_timer")
+        # Inline rather than _cancel_timer: this runs for every request.
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if not self._refused:
             super().on_message_complete()
 

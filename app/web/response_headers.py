@@ -66,7 +66,12 @@ class ResponseHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._complete(list(message.get("headers", ())), docs)
+                headers = message.get("headers")
+                # Starlette hands over its own list, made for this one answer: extended in
+                # place, not copied (this runs for every small range request).
+                if type(headers) is not list:
+                    headers = list(headers or ())
+                message["headers"] = self._complete(headers, docs)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
