@@ -3,8 +3,8 @@
 A catalog lookup costs more than the rest of a small range request together, and players ask
 for many ranges of the same file in a row. Once processing is over, the facts that matter here
 (storage key, size, digest, type, dates, file name, derived files) no longer change; a rename
-changes the title only. Facts of a media still being processed are not cached, since a
-faststart remux swaps its bytes. A media can be deleted on any worker: its bytes then leave
+changes the title only. Facts of a media still being processed are not cached: its derived
+files are still to come. A media can be deleted on any worker: its bytes then leave
 storage and a cached entry leads to 404 all the same. Entries still expire after a short,
 configurable time.
 """
@@ -35,8 +35,8 @@ class MediaFacts(NamedTuple):
     job_state: str | None
 
     @property
-    def bytes_final(self) -> bool:
-        """Whether processing can no longer replace the bytes (faststart swaps them once)."""
+    def settled(self) -> bool:
+        """Whether processing is over, so that no derived file is still to come."""
         return self.job_state is None or self.job_state in FINAL_JOB_STATES
 
 
@@ -84,7 +84,7 @@ async def lookup_media_facts(
         async with sessionmaker() as session:
             row = await get_media_facts(session, media_id)
         facts = MediaFacts(*row)
-        # Facts of media still being processed may change (faststart), so they are not kept.
-        if facts.bytes_final:
+        # Facts of media still being processed gain derived files: not kept until then.
+        if facts.settled:
             cache.put(media_id, facts)
     return facts

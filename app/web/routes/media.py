@@ -26,11 +26,9 @@ from app.serving.http_semantics import (
 from app.serving.streaming import StoredBytesResponse
 from app.storage import ByteSource
 
-# Once processing is over the bytes under an id never change again, so caches may keep them.
-# Until then a faststart remux may still replace them: caches must revalidate (the ETag is the
-# digest, so a 304 costs nothing).
+# An original is never rewritten (processing makes separate derived files) and derived files
+# never change under their key: caches may keep both for good.
 _CACHE_FINAL = "public, max-age=31536000, immutable"
-_CACHE_REVALIDATE = "public, no-cache"
 # Uploaded HTML or SVG must never run as this origin's script, nor be sniffed into it.
 _CONTENT_SAFETY = {
     "X-Content-Type-Options": "nosniff",
@@ -59,12 +57,11 @@ async def _serve_original(request: Request, disposition: str) -> Response:
         content_type=facts.content_type,
         sha256=facts.sha256,
     )
-    cache_control = _CACHE_FINAL if facts.bytes_final else _CACHE_REVALIDATE
     return _answer(
         request,
         request.app.state.storage.source(facts.storage_key),
         representation,
-        cache_control,
+        _CACHE_FINAL,
         content_disposition(disposition, facts.filename),
     )
 
