@@ -13,6 +13,7 @@ import aiofiles.os
 import anyio
 
 from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
+from app.storage.cached_read import MAX_LOOP_READ_BYTES, cached_reads_available, read_if_cached
 from app.storage.free_space import FreeSpace
 from app.storage.keys import check_key, is_key, new_key
 from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
@@ -79,8 +80,28 @@ class _FileSource:
         self.path = path
 
     async def read_spans(self, spans: Sequence[Span]) -> list[bytes]:
+        if cached_reads_available() and sum(s.length for s in spans) <= MAX_LOOP_READ_BYTES:
+            return await self._read_spans_cached_first(spans)
         # Open, read, close in one executor hop: most range requests are small.
         return await anyio.to_thread.run_sync(_read_spans, self.path, spans)
+
+    async def _read_spans_cached_first(self, spans: Sequence[Span]) -> list[bytes]:
+        # Opened on the loop, as nginx opens: a lookup of a stored file's name is a metadata
+        # read that the dentry cache answers for any file served more than once.
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            read: list[bytes] = []
+            for span in spans:
+                data = read_if_cached(fd, span.length, span.start)
+                if data is None:
+                    break
+                read.append(data)
+            if len(read) < len(spans):
+                # anyio waits for the thread even when cancelled: fd stays open until then.
+                read += await anyio.to_thread.run_sync(_pread_spans, fd, spans[len(read) :])
+            return read
+        finally:
+            os.close(fd)
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[_FileReader]:
@@ -111,9 +132,13 @@ def _sized_keys(folder: Path) -> list[StoredObject]:
 def _read_spans(path: Path, spans: Sequence[Span]) -> list[bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return [_pread_exactly(fd, span) for span in spans]
+        return _pread_spans(fd, spans)
     finally:
         os.close(fd)
+
+
+def _pread_spans(fd: int, spans: Sequence[Span]) -> list[bytes]:
+    return [_pread_exactly(fd, span) for span in spans]
 
 
 def _pread_exactly(fd: int, span: Span) -> bytes:
