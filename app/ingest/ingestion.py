@@ -29,6 +29,7 @@ from app.ingest.uploads import (
     upload_boundary,
 )
 from app.storage import Storage
+from app.storage.reading import open_for_reading
 
 READ_CHUNK_BYTES = 1024 * 1024
 # Files added by ``streamport scan`` share one place in the processing queue.
@@ -114,7 +115,7 @@ async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Me
     size = 0
     upload = await storage.open_upload(size_hint=(await aiofiles.os.stat(path)).st_size)
     try:
-        async with aiofiles.open(path, "rb") as source:
+        async with open_for_reading(path) as source:
             while chunk := await source.read(READ_CHUNK_BYTES):
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]

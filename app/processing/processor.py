@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aiofiles
 import anyio
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +23,7 @@ from app.processing.containers import Container, sniff_container
 from app.processing.media_tools import ImageTooLarge, MediaTools, ToolFailed
 from app.processing.probe import ProbeResult, browser_playable, poster_time, scrub_paths
 from app.storage import Storage
+from app.storage.reading import open_for_reading
 
 logger = logging.getLogger("streamport.processing")
 
@@ -298,7 +298,7 @@ def _probe_columns(probe: ProbeResult) -> dict[str, object]:
 
 
 async def _read_head(path: Path) -> bytes:
-    async with aiofiles.open(path, "rb") as handle:
+    async with open_for_reading(path) as handle:
         return await handle.read(_HEAD_BYTES)
 
 

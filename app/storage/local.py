@@ -24,9 +24,6 @@ logger = logging.getLogger("streamport")
 # process, however slow, that is about to record them.
 ORPHAN_MIN_AGE_SECONDS = 3600
 
-# Positional reads need no seek and no shared file position: one executor hop per chunk.
-_pread = aiofiles.os.wrap(os.pread)
-
 
 class LocalUpload:
     """An upload written into a locked partial file, renamed into place on commit."""
@@ -57,7 +54,9 @@ class _FileSpan:
         wanted = min(max_bytes, self._end - self._position)
         if wanted <= 0:
             return b""
-        chunk = await _pread(self._fd, wanted, self._position)
+        # Positional: no seek, no shared file position. anyio lets a cancellation in only
+        # once the read is over, so the descriptor is never closed under a running read.
+        chunk = await anyio.to_thread.run_sync(os.pread, self._fd, wanted, self._position)
         if not chunk:
             raise RuntimeError("a stored file is shorter than its catalog size")
         self._position += len(chunk)
@@ -105,14 +104,12 @@ class _FileSource:
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[_FileReader]:
-        handle = await aiofiles.open(self.path, "rb", buffering=0)
+        # Not aiofiles.open: a disconnect during that await would leak the descriptor.
+        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
         try:
-            yield _FileReader(handle.fileno())
+            yield _FileReader(fd)
         finally:
-            # A disconnect cancels the body; an unshielded awaited close would be cancelled
-            # with it and leak the descriptor.
-            with anyio.CancelScope(shield=True):
-                await handle.close()
+            os.close(fd)  # never blocks: the reads are over, no data to flush
 
 
 def _sized_keys(folder: Path) -> list[StoredObject]:

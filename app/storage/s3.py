@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
@@ -31,6 +30,7 @@ from app.errors import StorageUnavailable
 from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
 from app.storage.free_space import FreeSpace
 from app.storage.keys import check_key, is_key, key_of_token, key_token, new_key
+from app.storage.reading import open_for_reading
 from app.storage.scratch import PartialFile, ScratchDir
 
 logger = logging.getLogger("streamport")
@@ -334,7 +334,7 @@ class S3Storage:
             size = (await anyio.Path(partial.path).stat()).st_size
             upload = await self.open_upload(size)
             try:
-                async with aiofiles.open(partial.path, "rb") as source:
+                async with open_for_reading(partial.path) as source:
                     while chunk := await source.read(upload.part_bytes):
                         await upload.write(chunk)
                 await upload.commit()
