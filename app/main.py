@@ -51,7 +51,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         app.state.media_facts,
         concurrency=settings.processing_concurrency,
         transcode=settings.transcode,
-        old_bytes_grace_seconds=settings.lookup_cache_seconds + 5,
+        # Other workers may still serve an old derived key for as long as they cache facts.
+        old_bytes_grace_seconds=app.state.media_facts.max_age_seconds + 5,
         limits=ProcessingLimits.from_settings(settings),
     )
     app.state.worker = worker
@@ -73,6 +74,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
     finally:
         await app.state.progress_hub.stop()
         await worker.stop()
+        await app.state.media_facts.aclose()
         # Closing pooled connections must not hold a stop up (a server that went away, a
         # connection cancelled mid-query): give it a bound.
         with anyio.move_on_after(SHUTDOWN_DISPOSE_SECONDS) as scope:
