@@ -16,6 +16,7 @@ from app.storage.base import CatalogKeys, ObjectInfo, Span, StoredObject
 from app.storage.cached_read import MAX_LOOP_READ_BYTES, cached_reads_available, read_if_cached
 from app.storage.free_space import FreeSpace
 from app.storage.keys import check_key, is_key, new_key
+from app.storage.reading import Descriptor
 from app.storage.scratch import PartialFile, ScratchDir, fsync_dir, raise_storage_error
 
 logger = logging.getLogger("streamport")
@@ -45,8 +46,8 @@ class LocalUpload:
 
 
 class _FileSpan:
-    def __init__(self, fd: int, span: Span) -> None:
-        self._fd = fd
+    def __init__(self, file: Descriptor, span: Span) -> None:
+        self._file = file
         self._position = span.start
         self._end = span.end + 1
 
@@ -54,9 +55,8 @@ class _FileSpan:
         wanted = min(max_bytes, self._end - self._position)
         if wanted <= 0:
             return b""
-        # Positional: no seek, no shared file position. anyio lets a cancellation in only
-        # once the read is over, so the descriptor is never closed under a running read.
-        chunk = await anyio.to_thread.run_sync(os.pread, self._fd, wanted, self._position)
+        # Positional: no seek, no shared file position.
+        chunk = await self._file.pread(wanted, self._position)
         if not chunk:
             raise RuntimeError("a stored file is shorter than its catalog size")
         self._position += len(chunk)
@@ -67,11 +67,11 @@ class _FileSpan:
 
 
 class _FileReader:
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, file: Descriptor) -> None:
+        self._file = file
 
     async def stream(self, span: Span) -> _FileSpan:
-        return _FileSpan(self._fd, span)
+        return _FileSpan(self._file, span)
 
 
 class _FileSource:
@@ -87,29 +87,27 @@ class _FileSource:
     async def _read_spans_cached_first(self, spans: Sequence[Span]) -> list[bytes]:
         # Opened on the loop, as nginx opens: a lookup of a stored file's name is a metadata
         # read that the dentry cache answers for any file served more than once.
-        fd = os.open(self.path, os.O_RDONLY)
+        file = Descriptor(os.open(self.path, os.O_RDONLY))
         try:
             read: list[bytes] = []
             for span in spans:
-                data = read_if_cached(fd, span.length, span.start)
+                data = read_if_cached(file.fd, span.length, span.start)
                 if data is None:
                     break
                 read.append(data)
-            if len(read) < len(spans):
-                # anyio waits for the thread even when cancelled: fd stays open until then.
-                read += await anyio.to_thread.run_sync(_pread_spans, fd, spans[len(read) :])
+            for span in spans[len(read) :]:
+                read.append(await _pread_exactly_in_thread(file, span))
             return read
         finally:
-            os.close(fd)
+            file.close()
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[_FileReader]:
-        # Not aiofiles.open: a disconnect during that await would leak the descriptor.
-        fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+        file = await Descriptor.open(self.path)
         try:
-            yield _FileReader(fd)
+            yield _FileReader(file)
         finally:
-            os.close(fd)  # never blocks: the reads are over, no data to flush
+            file.close()
 
 
 def _sized_keys(folder: Path) -> list[StoredObject]:
@@ -129,17 +127,20 @@ def _sized_keys(folder: Path) -> list[StoredObject]:
 def _read_spans(path: Path, spans: Sequence[Span]) -> list[bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return _pread_spans(fd, spans)
+        return [_pread_exactly(fd, span) for span in spans]
     finally:
         os.close(fd)
 
 
-def _pread_spans(fd: int, spans: Sequence[Span]) -> list[bytes]:
-    return [_pread_exactly(fd, span) for span in spans]
-
-
 def _pread_exactly(fd: int, span: Span) -> bytes:
     data = os.pread(fd, span.length, span.start)
+    if len(data) != span.length:
+        raise RuntimeError("a stored file is shorter than its catalog size")
+    return data
+
+
+async def _pread_exactly_in_thread(file: Descriptor, span: Span) -> bytes:
+    data = await file.pread(span.length, span.start)
     if len(data) != span.length:
         raise RuntimeError("a stored file is shorter than its catalog size")
     return data
