@@ -59,7 +59,9 @@ class MediaFactsCache:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, MediaFacts]] = OrderedDict()
+        # The query each media's callers share; every query started, for aclose.
         self._loads: dict[str, asyncio.Task[MediaFacts]] = {}
+        self._running: set[asyncio.Task[MediaFacts]] = set()
 
     @property
     def max_age_seconds(self) -> float:
@@ -92,11 +94,11 @@ class MediaFactsCache:
 
     async def aclose(self) -> None:
         """Stop the queries still running (the process is stopping)."""
-        loads = list(self._loads.values())
+        running = list(self._running)
         self._loads.clear()
-        for task in loads:
+        for task in running:
             task.cancel()
-        await asyncio.gather(*loads, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
 
     def _start_load(
         self, media_id: str, load: Callable[[str], Awaitable[MediaFacts]]
@@ -105,23 +107,27 @@ class MediaFactsCache:
         if task is None:
             task = asyncio.ensure_future(self._load(media_id, load))
             self._loads[media_id] = task
+            self._running.add(task)
             task.add_done_callback(lambda done: self._finished(media_id, done))
         return task
 
     async def _load(
         self, media_id: str, load: Callable[[str], Awaitable[MediaFacts]]
     ) -> MediaFacts:
+        # Dated from before the query: the row may have changed while it ran.
+        read_at = time.monotonic()
         facts = await load(media_id)
         current = self._loads.get(media_id) is asyncio.current_task()
         # Facts of media still being processed gain derived files: not kept until then.
         if current and facts.settled and self.ttl_seconds > 0:
-            self._entries[media_id] = (time.monotonic(), facts)
+            self._entries[media_id] = (read_at, facts)
             self._entries.move_to_end(media_id)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return facts
 
     def _finished(self, media_id: str, task: "asyncio.Task[MediaFacts]") -> None:
+        self._running.discard(task)
         if self._loads.get(media_id) is task:
             del self._loads[media_id]
         if task.cancelled():

@@ -144,3 +144,35 @@ def test_media_still_processing_are_looked_up_every_time() -> None:
         assert queries == 3
 
     run(scenario)
+
+
+def test_facts_are_dated_from_before_their_query() -> None:
+    async def scenario() -> None:
+        cache, catalog = MediaFactsCache(TTL), Catalog()
+        async def slow_load(media_id: str) -> MediaFacts:
+            await asyncio.sleep(TTL * 1.8)  # the row is read at the start, answered late
+            return await catalog.load(media_id)
+
+        await cache.lookup("m", slow_load)
+        catalog.name = "renamed.mp4"
+        # Twice the TTL after the read, not after the answer: no longer served.
+        await asyncio.sleep(TTL * 0.6)
+        assert (await cache.lookup("m", catalog.load)).filename == "renamed.mp4"
+
+    run(scenario)
+
+
+def test_aclose_stops_even_a_forgotten_refresh() -> None:
+    async def scenario() -> None:
+        cache, catalog = MediaFactsCache(TTL), Catalog()
+        await cache.lookup("m", catalog.load)
+        await asyncio.sleep(TTL * 1.2)
+        catalog.gate = asyncio.Event()  # the refresh will hang
+        await cache.lookup("m", catalog.load)
+        await asyncio.sleep(0)
+        cache.forget("m")
+        await cache.aclose()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert pending == []
+
+    run(scenario)
