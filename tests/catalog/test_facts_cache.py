@@ -15,7 +15,9 @@ TTL = 0.05
 
 def facts(name: str, job_state: str | None = "done") -> MediaFacts:
     now = datetime.now(UTC)
-    return MediaFacts("ab/key", 10, "00" * 32, "video/mp4", now, name, None, None, None, job_state)
+    return MediaFacts(
+        "ab/key", 10, "00" * 32, "video/mp4", now, name, None, None, None, job_state, 1, "public"
+    )
 
 
 class Catalog:
