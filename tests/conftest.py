@@ -111,12 +111,18 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 def client(app: FastAPI, settings: Settings) -> Iterator[TestClient]:
     """An in-process client signed in as an admin through an API token."""
-    token = provision(settings, "admin", is_admin=True)
-    with TestClient(
-        app, base_url="http://127.0.0.1", raise_server_exceptions=True
-    ) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {token}"
+    with signed_in(app, provision(settings, "admin", is_admin=True)) as test_client:
         yield test_client
+
+
+def signed_in(app: FastAPI, token: str) -> TestClient:
+    """An in-process client (use it in ``with``) that sends ``token``."""
+    return TestClient(
+        app,
+        base_url="http://127.0.0.1",
+        raise_server_exceptions=True,
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def provision(
@@ -142,10 +148,15 @@ def upload(
     filename: str = "file.bin",
     title: str | None = None,
     content_type: str = "application/octet-stream",
+    visibility: str | None = None,
 ) -> dict[str, Any]:
     """Upload one file through the API and return its Media JSON."""
-    form = {"title": title} if title is not None else None
-    response = client.post("/api/media", files={"file": (filename, data, content_type)}, data=form)
+    form = {"title": title} if title is not None else {}
+    if visibility is not None:
+        form["visibility"] = visibility
+    response = client.post(
+        "/api/media", files={"file": (filename, data, content_type)}, data=form or None
+    )
     assert response.status_code == 201, response.text
     [media] = response.json()["items"]
     return media
@@ -222,9 +233,7 @@ class LiveServer:
     def client(self, **kwargs: Any) -> httpx2.Client:
         """A client signed in as the admin (``anonymous_client`` for none)."""
         headers = {**self.auth_headers, **kwargs.pop("headers", {})}
-        return httpx2.Client(
-            base_url=self.base_url, headers=headers, **{"timeout": 60, **kwargs}
-        )
+        return httpx2.Client(base_url=self.base_url, headers=headers, **{"timeout": 60, **kwargs})
 
     def anonymous_client(self, **kwargs: Any) -> httpx2.Client:
         return httpx2.Client(base_url=self.base_url, **{"timeout": 60, **kwargs})

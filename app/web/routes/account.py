@@ -77,9 +77,8 @@ async def change_password(
         )
     await users.set_password(session, user, await hash_password(new_password))
     audit.record(session, "password_change", caller=caller, address=client_address(request))
-    request.app.state.identities.forget_everyone()
     response = RedirectResponse(str(request.app.url_path_for("account_page")), status_code=303)
-    await sign_in(request, session, user, response)
+    await sign_in(request, session, user, response, forget_everyone=True)
     return response
 
 

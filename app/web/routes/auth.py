@@ -95,12 +95,20 @@ async def login_submit(
     return response
 
 
-async def sign_in(request: Request, session: SessionDep, user: User, response: Response) -> None:
-    """A fresh session for ``user`` (rotated: the browser's old one, if any, ends)."""
+async def sign_in(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    response: Response,
+    *,
+    forget_everyone: bool = False,
+) -> None:
+    """A fresh session for ``user`` (rotated: the browser's old one, if any, ends), committed
+    with whatever else the session holds; ``forget_everyone`` after a change that ended other
+    sessions too."""
     previous = caller_of(request.scope)
     if previous is not None and previous.session_id is not None:
         await sessions.end_session(session, previous.session_id)
-        request.app.state.identities.forget_session(previous.session_id)
     cookie, _ = await sessions.start_session(
         session,
         request.app.state.secret_key,
@@ -115,6 +123,12 @@ async def sign_in(request: Request, session: SessionDep, user: User, response: R
         address=client_address(request),
     )
     await session.commit()
+    # Forgotten once committed: a request in between would cache the old rows again.
+    identities = request.app.state.identities
+    if previous is not None and previous.session_id is not None:
+        identities.forget_session(previous.session_id)
+    if forget_everyone:
+        identities.forget_everyone()
     set_session_cookie(request, response, cookie)
 
 
