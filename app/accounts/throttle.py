@@ -41,12 +41,20 @@ async def check(session: AsyncSession, account: str, address: str) -> None:
             raise TooManyAttempts(int((oldest_at + WINDOW - now).total_seconds()) + 1)
 
 
-async def record_failure(session: AsyncSession, account: str, address: str) -> None:
+async def record_attempt(session: AsyncSession, account: str, address: str) -> list[int]:
+    """Count an attempt as failed before its password is checked (flushed), so that
+    concurrent guesses cannot all pass ``check`` while the slow hash runs; a success takes
+    its rows back with ``forgive``."""
     now = datetime.now(UTC)
-    session.add_all([LoginFailure(key=account, at=now), LoginFailure(key=address, at=now)])
+    rows = [LoginFailure(key=account, at=now), LoginFailure(key=address, at=now)]
+    session.add_all(rows)
     await session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW))
+    await session.flush()
+    return [row.id for row in rows]
 
 
-async def clear(session: AsyncSession, account: str) -> None:
-    """A successful sign-in forgets the account's failures (not the address's)."""
+async def forgive(session: AsyncSession, account: str, attempt: list[int]) -> None:
+    """A successful sign-in: its own attempt and the account's failures no longer count
+    (the address's earlier failures still do)."""
+    await session.execute(delete(LoginFailure).where(LoginFailure.id.in_(attempt)))
     await session.execute(delete(LoginFailure).where(LoginFailure.key == account))

@@ -65,9 +65,11 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         host = authorization = cookie_header = origin = fetch_site = None
+        hosts = 0
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
+                hosts += 1
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"cookie":
@@ -77,8 +79,11 @@ class AccessGuard:
             elif name == b"sec-fetch-site":
                 fetch_site = value.decode("latin-1")
         try:
-            if not host_allowed(host, self.allowed_hosts) and not (
-                host is None and scope.get("http_version") == "1.0"
+            # Two Host headers are a bad request (RFC 9112 §3.2), and the one checked here
+            # might not be the one that absolute links are built from.
+            if hosts > 1 or (
+                not host_allowed(host, self.allowed_hosts)
+                and not (host is None and scope.get("http_version") == "1.0")
             ):
                 raise BadHost()
             cookies = cookie_parser(cookie_header) if cookie_header else {}
@@ -143,7 +148,16 @@ class AccessGuard:
         return receive
 
     def _with_csrf_cookie(self, scope: Scope, send: Send) -> Send:
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and not cacheable:
+                headers = message.get("headers", [])
+                # Pages and API answers depend on who asks (and carry CSRF tokens, share
+                # links): no cache keeps them unless the route says otherwise, as the byte
+                # routes do.
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message["headers"] = [*headers, (b"cache-control", b"private, no-store")]
             if message["type"] == "http.response.start" and _NEW_CSRF_COOKIE in scope:
                 cookie: SimpleCookie = SimpleCookie()
                 cookie[CSRF_COOKIE] = scope.pop(_NEW_CSRF_COOKIE)

@@ -75,10 +75,12 @@ async def login_submit(
         await throttle.check(session, account_key, address_key)
     except TooManyAttempts as exc:
         return form_again(exc.detail, exc.status_code, exc.headers)
+    # Counted (and committed, for every worker to see) before the slow check.
+    attempt = await throttle.record_attempt(session, account_key, address_key)
+    await session.commit()
     user = await users.find_user(session, username.strip()) if username.strip() else None
     password_ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok or user.disabled:
-        await throttle.record_failure(session, account_key, address_key)
         audit.record(
             session,
             "login_failed",
@@ -89,7 +91,7 @@ async def login_submit(
         )
         await session.commit()
         return form_again("Wrong user name or password.", 401)
-    await throttle.clear(session, account_key)
+    await throttle.forgive(session, account_key, attempt)
     response = RedirectResponse(safe_next(next), status_code=303)
     await sign_in(request, session, user, response)
     return response

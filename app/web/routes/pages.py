@@ -139,7 +139,7 @@ async def media_page(
             "expiry_choices": list(EXPIRY_CHOICES),
             "shared_view": False,
         },
-        headers={"Cache-Control": "private, no-cache"},
+        headers={"Cache-Control": "private, no-store"},
     )
 
 
