@@ -2,6 +2,7 @@
 real ``streamport serve`` on 127.0.0.1; a real PostgreSQL and a real S3-compatible server for
 the runs that use them."""
 
+import concurrent.futures
 import os
 import signal
 import socket
@@ -136,8 +137,14 @@ def provision(
     from app.accounts.passwords import hash_password_sync
 
     password_hash = hash_password_sync(password) if password is not None else None
-    asyncio.run(provisioning.add_user(settings, name, password_hash, is_admin=is_admin))
-    token = asyncio.run(provisioning.create_token(settings, name, "tests"))
+
+    async def make() -> str | None:
+        await provisioning.add_user(settings, name, password_hash, is_admin=is_admin)
+        return await provisioning.create_token(settings, name, "tests")
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        token = pool.submit(asyncio.run, make()).result()
     assert token is not None
     return token
 
@@ -267,7 +274,9 @@ def start_server(
     # first start use ``start_server(..., admin=False)``.
     token = ""
     if admin:
-        upgrade_to_head(settings)
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(upgrade_to_head, settings).result()
         token = provision(settings, f"admin-{uuid.uuid4().hex[:8]}", is_admin=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")},
