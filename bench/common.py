@@ -1,5 +1,6 @@
 """Shared by the benchmarks: servers on 127.0.0.1, RSS sampling, tables and result files."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -790,6 +791,11 @@ def display_path(path: Path) -> str:
 def size_label(size: int) -> str:
     """``2 GiB`` or ``64 MiB``."""
     return f"{size // GiB} GiB" if size % GiB == 0 else f"{size / MiB:g} MiB"
+
+
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    """A bench's command-line options as JSON can hold them (paths as text)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:

@@ -52,6 +52,7 @@ from bench.common import (
     git_state,
     make_workdir,
     mib,
+    options_of,
     remove_worktree,
     same_code_warning,
     servers_stopped_after,
@@ -786,7 +787,7 @@ def main() -> int:
             "environment": env,
             "git": git_state(),
             "argv": sys.argv,
-            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "options": options_of(args),
             "client_nofile": client_limit,
             "code": {
                 tree.key: {**tree.as_dict(), "imports": bench.code.get(tree.key, [])}

@@ -41,6 +41,7 @@ from bench.common import (
     environment,
     git_state,
     make_workdir,
+    options_of,
     require_free_space,
     settle,
     spread,
@@ -947,7 +948,7 @@ def main() -> int:
         },
         "git": git_state(),
         "argv": sys.argv,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "options": options_of(args),
         "streamport_env": streamport_env,
     }
     correct = True
