@@ -133,14 +133,14 @@ def _read_spans(path: Path, spans: Sequence[Span]) -> list[bytes]:
 
 
 def _pread_exactly(fd: int, span: Span) -> bytes:
-    data = os.pread(fd, span.length, span.start)
-    if len(data) != span.length:
-        raise RuntimeError("a stored file is shorter than its catalog size")
-    return data
+    return _whole(os.pread(fd, span.length, span.start), span)
 
 
 async def _pread_exactly_in_thread(file: Descriptor, span: Span) -> bytes:
-    data = await file.pread(span.length, span.start)
+    return _whole(await file.pread(span.length, span.start), span)
+
+
+def _whole(data: bytes, span: Span) -> bytes:
     if len(data) != span.length:
         raise RuntimeError("a stored file is shorter than its catalog size")
     return data
