@@ -1,4 +1,4 @@
-"""``streamport serve | migrate | scan DIR | verify``."""
+"""``streamport serve | migrate | scan DIR | verify | user … | token create``."""
 
 import argparse
 import asyncio
@@ -34,6 +34,34 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (STREAMPORT_PORT)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=_serve)
+
+    user = commands.add_parser("user", help="manage accounts")
+    user_commands = user.add_subparsers(required=True, metavar="ACTION")
+    user_add = user_commands.add_parser("add", help="add an account")
+    user_add.add_argument("name")
+    user_add.add_argument("--admin", action="store_true", help="an admin (manages users)")
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (else asked for, or "
+        "generated and printed when there is no terminal)",
+    )
+    user_add.set_defaults(run=_user_add)
+    user_list = user_commands.add_parser("list", help="list the accounts")
+    user_list.set_defaults(run=_user_list)
+    for action, disabled in (("disable", True), ("enable", False)):
+        command = user_commands.add_parser(action, help=f"{action} an account")
+        command.add_argument("name")
+        command.set_defaults(run=_user_disable, disabled=disabled)
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(required=True, metavar="ACTION")
+    token_create = token_commands.add_parser(
+        "create", help="print a new API token for an account (and nothing else)"
+    )
+    token_create.add_argument("name")
+    token_create.add_argument("--label", default="", help="what the token is for")
+    token_create.set_defaults(run=_token_create)
 
     migrate = commands.add_parser("migrate", help="bring the catalog to the newest schema")
     migrate.set_defaults(run=_migrate)
@@ -75,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["STREAMPORT_PORT"] = str(args.port)
     settings = Settings()
     upgrade_to_head(settings)
+    _print_setup_url(settings)
     raise_open_files_limit()
     uvicorn.run(
         "app.main:create_app",
@@ -96,6 +125,29 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def _print_setup_url(settings: Settings) -> None:
+    """While no account exists: the one-time link that creates the first admin."""
+    from app.accounts.provisioning import issue_setup_token
+
+    token = asyncio.run(issue_setup_token(settings))
+    if token is None:
+        return
+    base = settings.public_url or f"http://{_url_host(settings.host)}:{settings.port}"
+    print(
+        "\nNo account exists yet. Create the first admin at this one-time address:\n\n"
+        f"    {base}/setup?token={token}\n\n"
+        "(or run: streamport user add NAME --admin)\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _log_config() -> dict[str, Any]:
@@ -148,6 +200,77 @@ def _verify(args: argparse.Namespace) -> int:
         return 2
     options = VerifyOptions(jobs=args.jobs, orphan_age_seconds=args.orphan_age)
     return run_verify(settings, options, as_json=args.json, quiet=args.quiet)
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.accounts.passwords import check_password_rules, hash_password_sync
+    from app.accounts.provisioning import add_user
+    from app.errors import InvalidInput
+
+    settings = Settings()
+    upgrade_to_head(settings)
+    generated = False
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            print("streamport user add: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        import secrets
+
+        password, generated = secrets.token_urlsafe(12), True
+    try:
+        check_password_rules(password)
+        user = asyncio.run(
+            add_user(settings, args.name, hash_password_sync(password), is_admin=args.admin)
+        )
+    except InvalidInput as exc:
+        print(f"streamport user add: {exc.detail}", file=sys.stderr)
+        return 2
+    role = "admin" if user.is_admin else "member"
+    print(f"added {role} {user.username}" + (f" with password {password}" if generated else ""))
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    from app.accounts.provisioning import list_users
+
+    settings = Settings()
+    upgrade_to_head(settings)
+    for user in asyncio.run(list_users(settings)):
+        role = "admin" if user.is_admin else "member"
+        state = "disabled" if user.disabled else "active"
+        print(f"{user.username}\t{role}\t{state}\t{user.created_at:%Y-%m-%d}")
+    return 0
+
+
+def _user_disable(args: argparse.Namespace) -> int:
+    from app.accounts.provisioning import set_disabled
+
+    settings = Settings()
+    upgrade_to_head(settings)
+    if not asyncio.run(set_disabled(settings, args.name, args.disabled)):
+        print(f"streamport user: no user named {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from app.accounts.provisioning import create_token
+
+    settings = Settings()
+    upgrade_to_head(settings)
+    token = asyncio.run(create_token(settings, args.name, args.label))
+    if token is None:
+        print(f"streamport token create: no user named {args.name!r}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     send_timeout_seconds: float = Field(default=60.0, gt=0)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_event_streams_per_client: int = Field(default=16, ge=1)
+    # Accounts and access; see README's "Accounts and sharing".
+    allowed_hosts: str | None = None  # unset: local names, the --host address, PUBLIC_URL's
+    public_url: str | None = None
+    secret_key_file: Path | None = None  # unset: secret.key in the media dir
+    default_visibility: Literal["public", "unlisted", "private"] = "private"
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":
@@ -55,6 +61,39 @@ class Settings(BaseSettings):
         if self.database_url is None:
             self.database_url = f"sqlite+aiosqlite:///{self.media_dir.resolve() / 'streamport.db'}"
         return self
+
+    @model_validator(mode="after")
+    def _public_url_is_an_origin(self) -> "Settings":
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("STREAMPORT_PUBLIC_URL must look like https://media.example.org")
+            self.public_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: when users reach the portal at an https address."""
+        return self.public_url is not None and self.public_url.startswith("https://")
+
+    @property
+    def key_path(self) -> Path:
+        """Where the signing key lives."""
+        return self.secret_key_file or self.media_dir / "secret.key"
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The host names requests may name (``*`` answers any)."""
+        if self.allowed_hosts is not None:
+            names = {name.strip().lower() for name in self.allowed_hosts.split(",")}
+        else:
+            names = {"localhost", "127.0.0.1", "[::1]"}
+            if self.host not in ("", "0.0.0.0", "::", "[::]"):
+                names.add(f"[{self.host}]" if ":" in self.host else self.host.lower())
+        if self.public_url is not None:
+            hostname = urlsplit(self.public_url).hostname or ""
+            names.add(f"[{hostname}]" if ":" in hostname else hostname)
+        return frozenset(name for name in names if name)
 
     @property
     def catalog_url(self) -> str:

@@ -9,6 +9,7 @@ class StreamportError(Exception):
 
     status_code = 500
     detail = "Something went wrong."
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         if detail is not None:
@@ -65,3 +66,50 @@ class UploadAborted(StreamportError):
 
     status_code = 400
     detail = "The upload was interrupted before it was complete."
+
+
+class NotSignedIn(StreamportError):
+    """The request needs a signed-in user (pages send people to the login form instead)."""
+
+    status_code = 401
+    detail = "Sign in to do this."
+    headers = {"WWW-Authenticate": 'Bearer realm="streamport"'}
+
+
+class InvalidToken(NotSignedIn):
+    detail = "The API token is invalid or has been revoked."
+    headers = {"WWW-Authenticate": 'Bearer realm="streamport", error="invalid_token"'}
+
+
+class Forbidden(StreamportError):
+    status_code = 403
+    detail = "You may not do this."
+
+
+class CrossSiteRequest(Forbidden):
+    detail = "This request did not come from Streamport's own pages and was refused."
+
+
+class BadHost(StreamportError):
+    status_code = 400
+    detail = "This server does not answer to that host name."
+
+
+class TooManyAttempts(StreamportError):
+    status_code = 429
+
+    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+        super().__init__(detail or "Too many failed sign-ins; please wait and try again.")
+        self.headers = {"Retry-After": str(max(1, retry_after_seconds))}
+
+
+class InvalidInput(StreamportError):
+    """A form or JSON field that is well-formed but not acceptable (a taken user name)."""
+
+    status_code = 422
+    detail = "The input is not acceptable."
+
+
+class ShareExpired(StreamportError):
+    status_code = 410
+    detail = "This share link has expired."

@@ -12,6 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from app import __version__, catalog
+from app.accounts.credentials import load_or_create_key
+from app.accounts.identity import Identities
 from app.catalog.db import create_engine, create_sessionmaker
 from app.catalog.facts import MediaFactsCache
 from app.catalog.room import Ballast
@@ -22,12 +24,13 @@ from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
 from app.storage.info_cache import ObjectInfoCache
+from app.web.access_guard import AccessGuard
 from app.web.body_limit import BodyLimit
 from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_files_limit
 from app.web.errors import install_error_handlers
 from app.web.progress_hub import ProgressHub
 from app.web.response_headers import ResponseHeaders
-from app.web.routes import api, events, media, pages
+from app.web.routes import account, admin, api, auth, events, media, pages, shares
 from app.web.templating import create_templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -43,6 +46,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
     await storage.prepare()
     engine = create_engine(settings.catalog_url)
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.identities.sessionmaker = app.state.sessionmaker
     app.state.catalog_ballast = Ballast.for_catalog(settings.catalog_url)
     await app.state.catalog_ballast.restore()
     worker = ProcessingWorker(
@@ -75,6 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         await app.state.progress_hub.stop()
         await worker.stop()
         await app.state.media_facts.aclose()
+        await app.state.identities.aclose()
         # Closing pooled connections must not hold a stop up (a server that went away, a
         # connection cancelled mid-query): give it a bound.
         with anyio.move_on_after(SHUTDOWN_DISPOSE_SECONDS) as scope:
@@ -114,15 +119,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.media_facts = MediaFactsCache(settings.lookup_cache_seconds)
     app.state.send_budget = SendBudget(settings.send_buffer_bytes, settings.chunk_bytes)
     app.state.receive_budget = ReceiveBudget()
+    app.state.secret_key = load_or_create_key(settings.key_path)
+    app.state.identities = Identities(app.state.secret_key, settings.lookup_cache_seconds)
     install_error_handlers(app)
     app.include_router(pages.router)
     app.include_router(media.router)
     app.include_router(events.router)
     app.include_router(api.router)
+    app.include_router(shares.router)
+    app.include_router(auth.router)
+    app.include_router(account.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Only the upload routes read large bodies, and they stream and bound them themselves.
     uploads = {
         ("POST", str(app.url_path_for(name))) for name in ("api_upload_media", "upload_submit")
     }
+    # Inside the body cap: the guard reads a form's small body for its CSRF token.
+    app.add_middleware(
+        AccessGuard,
+        allowed_hosts=settings.host_names,
+        identities=app.state.identities,
+        secure_cookies=settings.secure_cookies,
+    )
     app.add_middleware(BodyLimit, streaming_routes=uploads)
     return app

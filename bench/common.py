@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +34,13 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 MB = 1_000_000
+# The admin a benchmark makes on each Streamport it starts (``Server.token`` is its token);
+# not ``bench``, the member bench/accounts.py makes.
+BENCH_USER = "bench-admin"
+# Multipart fields sent before the file on every upload to a Streamport: public, so that
+# anonymous downloads measure what revisions without accounts (which ignore the field) and
+# the Starlette and nginx references serve.
+UPLOAD_FIELDS: dict[str, str] = {"visibility": "public"}
 
 
 def free_port() -> int:
@@ -52,6 +60,9 @@ class Server:
     log_path: Path
     # Where this process's lines begin in ``log_path`` (a restart appends to the same log).
     log_offset: int = 0
+    # A Streamport's API token for the admin ``BENCH_USER``; ``None`` for other servers and
+    # for revisions without accounts.
+    token: str | None = None
 
     @property
     def pid(self) -> int:
@@ -62,6 +73,21 @@ class Server:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer TOKEN`` when the server has a token, else nothing."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def upload_curl_args(self) -> list[str]:
+        """curl options for ``POST /api/media``: the token's header and ``UPLOAD_FIELDS``
+        (before the ``-F file=@…`` the caller adds)."""
+        args = [
+            arg for name, value in self.auth_headers.items() for arg in ("-H", f"{name}: {value}")
+        ]
+        return args + [
+            arg for name, value in UPLOAD_FIELDS.items() for arg in ("-F", f"{name}={value}")
+        ]
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server's log, for error messages."""
@@ -129,6 +155,40 @@ def wait_healthy(server: Server, timeout: float = 60) -> None:
     raise RuntimeError(f"{server.name} did not answer /healthz:\n{server.log_tail()}")
 
 
+def bench_token(env: Mapping[str, str], cwd: Path) -> str | None:
+    """An API token for the admin ``BENCH_USER``, made with the real CLI (``token create``,
+    after ``user add NAME --admin --password-stdin`` when the account does not exist yet) in
+    the server's environment; ``None`` for a revision whose CLI has no ``token`` command (it
+    has no accounts and needs no token)."""
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=dict(env),
+            timeout=120,
+        )
+
+    def create() -> subprocess.CompletedProcess[str]:
+        return cli("token", "create", BENCH_USER, "--label", "bench")
+
+    done = create()
+    if done.returncode == 2 and "invalid choice: 'token'" in done.stderr:
+        return None
+    if done.returncode != 0:
+        password = secrets.token_urlsafe(18)
+        added = cli("user", "add", BENCH_USER, "--admin", "--password-stdin", stdin=password + "\n")
+        if added.returncode != 0:
+            raise RuntimeError(f"streamport user add {BENCH_USER} failed: {added.stderr}")
+        done = create()
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"streamport token create {BENCH_USER} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
 def start_streamport(
     media_dir: Path,
     max_upload_bytes: int,
@@ -138,7 +198,7 @@ def start_streamport(
     """``python -m app.cli serve`` on a free port, its catalog and bytes in ``media_dir``.
 
     The environment is passed through (so ``STREAMPORT_*`` tuning variables apply), then
-    ``extra_env`` is set on top.
+    ``extra_env`` is set on top. The CLI makes an admin and a token first (``Server.token``).
     """
     port = free_port()
     env = {
@@ -150,7 +210,10 @@ def start_streamport(
     env.update(extra_env or {})
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     # cwd outside the repository, so no stray .env changes the settings.
-    return spawn("streamport", argv, env, log_path.parent, log_path, port)
+    token = bench_token(env, log_path.parent)
+    server = spawn("streamport", argv, env, log_path.parent, log_path, port)
+    server.token = token
+    return server
 
 
 # --------------------------------------------------------------------------- code under test
@@ -241,6 +304,8 @@ def start_streamport_code(
     import time only, so it costs nothing on the byte path); :func:`verify_code` reads that and
     stops the benchmark if any ``app`` or ``migrations`` file came from another tree. With
     ``nofile``, the server runs under ``prlimit --nofile=N:N`` (prlimit execs it: same PID).
+    ``tree``'s CLI makes an admin and a token first (``Server.token``; ``None`` when ``tree``
+    has no accounts).
     """
     if (tree.root / ".env").exists():
         # Settings read .env from the working directory: it would tune one server only.
@@ -258,7 +323,10 @@ def start_streamport_code(
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if nofile:
         argv = ["prlimit", f"--nofile={nofile}:{nofile}", "--", *argv]
+    cli_env = {k: v for k, v in env.items() if k != "PYTHONVERBOSE"}
+    token = bench_token(cli_env, tree.root)
     server = spawn(tree.label, argv, env, tree.root, log_path, port)
+    server.token = token
     try:
         check = verify_code(server, tree, others)
     except BaseException:

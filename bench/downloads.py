@@ -197,8 +197,10 @@ def start_nginx(workdir: Path, root: Path, tcp_nopush: str = "on") -> Server:
 
 
 def upload_to_streamport(server: Server, path: Path) -> dict[str, Any]:
-    """``curl -F file=@PATH /api/media``; the stored item's JSON."""
-    argv = ["curl", "-s", "-S", "-w", "\n%{http_code}", "-F", f"file=@{path}"]
+    """``curl -F visibility=public -F file=@PATH /api/media`` with the server's token; the
+    stored item's JSON."""
+    argv = ["curl", "-s", "-S", "-w", "\n%{http_code}", *server.upload_curl_args()]
+    argv += ["-F", f"file=@{path}"]
     done = subprocess.run(
         [*argv, f"{server.base_url}/api/media"],
         capture_output=True,

@@ -593,7 +593,9 @@ class Bench:
             {"STREAMPORT_PROCESSING_CONCURRENCY": "0"},
         )
         self.servers.append(streamport)
-        with httpx2.Client(base_url=streamport.base_url, timeout=UPLOAD_TIMEOUT_S) as client:
+        with httpx2.Client(
+            base_url=streamport.base_url, headers=streamport.auth_headers, timeout=UPLOAD_TIMEOUT_S
+        ) as client:
             for video, variants in self.videos.items():
                 for variant, facts in variants.items():
                     item, _, seconds = upload(client, Path(facts["path"]))
@@ -689,7 +691,9 @@ class Bench:
     def final_checks(self) -> None:
         """The stored uploads are still the originals: same SHA-256, never processed."""
         streamport = self.servers[0]
-        with httpx2.Client(base_url=streamport.base_url, timeout=60) as client:
+        with httpx2.Client(
+            base_url=streamport.base_url, headers=streamport.auth_headers, timeout=60
+        ) as client:
             for key, item in self.items.items():
                 response = client.get(f"/api/media/{item['id']}")
                 response.raise_for_status()

@@ -531,7 +531,8 @@ def wait_for_processing(server: Server, item: dict[str, Any]) -> None:
     deadline = time.monotonic() + PROCESSING_WAIT_S
     url = f"{server.base_url}/api/media/{item['id']}"
     while time.monotonic() < deadline:
-        state = (httpx2.get(url, timeout=10).json().get("processing") or {}).get("state")
+        response = httpx2.get(url, headers=server.auth_headers, timeout=10)
+        state = (response.json().get("processing") or {}).get("state")
         if state not in ("pending", "running"):
             return
         time.sleep(0.2)

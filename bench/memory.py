@@ -23,6 +23,7 @@ from typing import Any
 import httpx2
 
 from bench.common import (
+    UPLOAD_FIELDS,
     MiB,
     RssSampler,
     Server,
@@ -45,7 +46,8 @@ TIMEOUT = httpx2.Timeout(600, connect=10)
 
 
 class GeneratedUpload:
-    """A multipart body with one file of ``size`` bytes, produced chunk by chunk.
+    """A multipart body with ``UPLOAD_FIELDS`` and one file of ``size`` bytes, produced
+    chunk by chunk.
 
     The file is a random 1 MiB block repeated, each copy stamped with its index, so no two
     chunks are alike; the SHA-256 of the file bytes is computed while they are yielded.
@@ -54,8 +56,12 @@ class GeneratedUpload:
     def __init__(self, size: int, filename: str = "big.bin") -> None:
         self.size = size
         self.boundary = f"benchboundary{secrets.token_hex(12)}"
+        fields = "".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in UPLOAD_FIELDS.items()
+        )
         self.head = (
-            f"--{self.boundary}\r\n"
+            f"{fields}--{self.boundary}\r\n"
             f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
@@ -138,7 +144,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     try:
         rss_at_start = rss_bytes(server.pid)
-        with httpx2.Client(base_url=server.base_url, timeout=TIMEOUT) as client:
+        with httpx2.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=TIMEOUT
+        ) as client:
             warm_up(client)
             time.sleep(0.5)
             rss_after_warm_up = rss_bytes(server.pid)

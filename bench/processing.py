@@ -33,6 +33,7 @@ import httpx2
 import psutil
 
 from bench.common import (
+    UPLOAD_FIELDS,
     GiB,
     KiB,
     MiB,
@@ -211,11 +212,14 @@ def moov_first(atoms: Sequence[tuple[str, int]]) -> bool | None:
 
 
 def upload(client: httpx2.Client, path: Path) -> tuple[dict[str, Any], float, float]:
-    """``POST /api/media`` (multipart field ``file``); the stored item, the monotonic time the
-    201 arrived, and the seconds the upload took."""
+    """``POST /api/media`` (multipart fields ``UPLOAD_FIELDS`` and ``file``; the client sends
+    the server's token); the stored item, the monotonic time the 201 arrived, and the seconds
+    the upload took."""
     started = time.monotonic()
     with path.open("rb") as handle:
-        response = client.post("/api/media", files={"file": (path.name, handle)})
+        response = client.post(
+            "/api/media", data=UPLOAD_FIELDS, files={"file": (path.name, handle)}
+        )
     answered = time.monotonic()
     if response.status_code != 201:
         raise RuntimeError(f"upload answered {response.status_code}: {response.text[:500]}")
@@ -437,7 +441,9 @@ def measure_job_times(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     server = start_streamport(workdir / "media-times", GiB, workdir / "times.log", extra_env)
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in VARIANTS}
     try:
-        with httpx2.Client(base_url=server.base_url, timeout=60) as client:
+        with httpx2.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=60
+        ) as client:
             # One job first, not counted: the first request and job of a fresh process.
             warm_up = time_one_job(client, server, paths["faststart"], args.poll_interval)
             for index in range(args.uploads):
@@ -591,7 +597,9 @@ class LoadBench:
         process = psutil.Process(server.pid)
         script = self.workdir / "ranges.lua"
         try:
-            with httpx2.Client(base_url=server.base_url, timeout=60) as client:
+            with httpx2.Client(
+                base_url=server.base_url, headers=server.auth_headers, timeout=60
+            ) as client:
                 stored, _, _ = upload(client, self.random_file)
                 urls = {
                     "api": f"{server.base_url}/api/media",

@@ -124,12 +124,16 @@ class Bench:
     ) -> None:
         size = path.stat().st_size
         with RssSampler(server.pid) as sampler:
-            status, seconds = curl_upload(path, f"{server.base_url}/api/media")
+            status, seconds = curl_upload(
+                path, f"{server.base_url}/api/media", server.upload_curl_args()
+            )
         if status != 201:
             raise RuntimeError(f"{label} upload answered {status}:\n{server.log_tail()}")
         if record:
             self._record(f"{label}_upload", seconds, sampler)
-        with httpx2.Client(base_url=server.base_url, timeout=60) as client:
+        with httpx2.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=60
+        ) as client:
             [item] = client.get("/api/media").json()["items"]
             with RssSampler(server.pid) as sampler:
                 status, got, seconds = curl_download(f"{server.base_url}{item['download_url']}")

@@ -25,7 +25,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +90,9 @@ def curl(args: list[str]) -> list[str]:
     return done.stdout.split()
 
 
-def curl_upload(path: Path, url: str) -> tuple[int, float]:
-    """``curl -F file=@PATH URL``; (status, seconds)."""
-    status, seconds = curl(["-w", "%{http_code} %{time_total}", "-F", f"file=@{path}", url])
+def curl_upload(path: Path, url: str, extra: Sequence[str] = ()) -> tuple[int, float]:
+    """``curl [EXTRA] -F file=@PATH URL``; (status, seconds)."""
+    status, seconds = curl(["-w", "%{http_code} %{time_total}", *extra, "-F", f"file=@{path}", url])
     return int(status), float(seconds)
 
 
@@ -220,13 +220,17 @@ class Bench:
         server = self.streamports[key]
 
         def upload() -> float:
-            status, seconds = curl_upload(path, f"{server.base_url}/api/media")
+            status, seconds = curl_upload(
+                path, f"{server.base_url}/api/media", server.upload_curl_args()
+            )
             if status != 201:
                 raise RuntimeError(f"{server.name} upload answered {status}:\n{server.log_tail()}")
             return seconds
 
         self._timed(f"{key}_upload", server, upload, record)
-        with httpx2.Client(base_url=server.base_url, timeout=60) as client:
+        with httpx2.Client(
+            base_url=server.base_url, headers=server.auth_headers, timeout=60
+        ) as client:
             items = client.get("/api/media").json()["items"]
             if len(items) != 1 or items[0]["size"] != size:
                 raise RuntimeError(f"unexpected catalog after the upload: {items}")

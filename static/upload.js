@@ -19,6 +19,9 @@
   const MAX_PARALLEL = 2;
   const maxBytes = Number(form.dataset.maxUploadBytes) || Infinity;
   const apiUrl = form.dataset.apiUrl || "/api/media";
+  const visibilityInput = form.elements.namedItem("visibility");
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = csrfMeta ? csrfMeta.getAttribute("content") || "" : "";
   const catalogUrl = form.dataset.catalogUrl || "/";
   const submitLabel = submitButton ? submitButton.textContent : "Upload";
 
@@ -253,11 +256,13 @@
   }
 
   function uploadOne(entry, title) {
+    const visibility = visibilityInput && "value" in visibilityInput ? visibilityInput.value : "";
     return new Promise((resolve) => {
       const xhr = new XMLHttpRequest();
       const data = new FormData();
-      data.append("file", entry.file, entry.file.name);
       if (title) data.append("title", title);
+      if (visibility) data.append("visibility", visibility);
+      data.append("file", entry.file, entry.file.name);
 
       const fail = (detail) => {
         setState(entry, "failed", `Failed: ${detail}`);
@@ -266,6 +271,8 @@
 
       xhr.open("POST", apiUrl);
       xhr.setRequestHeader("Accept", "application/json");
+      // The session cookie alone changes nothing: the page's token proves the page is ours.
+      xhr.setRequestHeader("X-CSRF-Token", csrfToken);
       xhr.upload.addEventListener("progress", (event) => {
         if (!event.lengthComputable || !event.total) return;
         const fraction = event.loaded / event.total;

@@ -2,6 +2,7 @@
 real ``streamport serve`` on 127.0.0.1; a real PostgreSQL and a real S3-compatible server for
 the runs that use them."""
 
+import concurrent.futures
 import os
 import signal
 import socket
@@ -109,9 +110,43 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=True) as test_client:
+def client(app: FastAPI, settings: Settings) -> Iterator[TestClient]:
+    """An in-process client signed in as an admin through an API token."""
+    with signed_in(app, provision(settings, "admin", is_admin=True)) as test_client:
         yield test_client
+
+
+def signed_in(app: FastAPI, token: str) -> TestClient:
+    """An in-process client (use it in ``with``) that sends ``token``."""
+    return TestClient(
+        app,
+        base_url="http://127.0.0.1",
+        raise_server_exceptions=True,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def provision(
+    settings: Settings, name: str, *, is_admin: bool = False, password: str | None = None
+) -> str:
+    """Create an account in a migrated catalog (as ``streamport user add`` does) and return an
+    API token for it (as ``streamport token create`` does)."""
+    import asyncio
+
+    from app.accounts import provisioning
+    from app.accounts.passwords import hash_password_sync
+
+    password_hash = hash_password_sync(password) if password is not None else None
+
+    async def make() -> str | None:
+        await provisioning.add_user(settings, name, password_hash, is_admin=is_admin)
+        return await provisioning.create_token(settings, name, "tests")
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        token = pool.submit(asyncio.run, make()).result()
+    assert token is not None
+    return token
 
 
 def upload(
@@ -120,22 +155,28 @@ def upload(
     filename: str = "file.bin",
     title: str | None = None,
     content_type: str = "application/octet-stream",
+    visibility: str | None = None,
 ) -> dict[str, Any]:
     """Upload one file through the API and return its Media JSON."""
-    form = {"title": title} if title is not None else None
-    response = client.post("/api/media", files={"file": (filename, data, content_type)}, data=form)
+    form = {"title": title} if title is not None else {}
+    if visibility is not None:
+        form["visibility"] = visibility
+    response = client.post(
+        "/api/media", files={"file": (filename, data, content_type)}, data=form or None
+    )
     assert response.status_code == 201, response.text
     [media] = response.json()["items"]
     return media
 
 
 def stored_files(settings: Settings) -> list[str]:
-    """Everything storage holds: files under the media dir except the catalog itself (paths
-    relative to it) and, on S3, the bucket's objects and multipart uploads in flight."""
+    """Everything storage holds: files under the media dir except the catalog and the signing
+    key (paths relative to it) and, on S3, the bucket's objects and multipart uploads in
+    flight."""
     found = sorted(
         str(p.relative_to(settings.media_dir))
         for p in settings.media_dir.rglob("*")
-        if p.is_file() and not p.name.startswith("streamport.db")
+        if p.is_file() and not p.name.startswith("streamport.db") and p.name != "secret.key"
     )
     if settings.storage == "s3":
         assert settings.s3_endpoint_url and settings.s3_bucket
@@ -185,12 +226,23 @@ class LiveServer:
     port: int
     settings: Settings
     log_path: Path
+    # An admin's API token, made before the server started.
+    token: str = ""
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
     def client(self, **kwargs: Any) -> httpx2.Client:
+        """A client signed in as the admin (``anonymous_client`` for none)."""
+        headers = {**self.auth_headers, **kwargs.pop("headers", {})}
+        return httpx2.Client(base_url=self.base_url, headers=headers, **{"timeout": 60, **kwargs})
+
+    def anonymous_client(self, **kwargs: Any) -> httpx2.Client:
         return httpx2.Client(base_url=self.base_url, **{"timeout": 60, **kwargs})
 
     def worker_pids(self) -> list[int]:
@@ -213,10 +265,19 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     workers: int = 1,
     wrapper: list[str] | None = None,
+    admin: bool = True,
 ) -> LiveServer:
     """Start ``streamport serve`` with these settings and wait until it answers; ``wrapper``
     goes before the command (e.g. ``prlimit --nofile=1024:1024 --``)."""
     port = port or free_port()
+    # The suite's servers start with an admin (and so print no setup link); tests of the
+    # first start use ``start_server(..., admin=False)``.
+    token = ""
+    if admin:
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(upgrade_to_head, settings).result()
+        token = provision(settings, f"admin-{uuid.uuid4().hex[:8]}", is_admin=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")},
         **{
@@ -246,7 +307,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(process, port, settings, log_path)
+    server = LiveServer(process, port, settings, log_path, token)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -281,11 +342,13 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     root = tmp_path_factory.mktemp("shared-server")
     # No processing here: these tests see the bytes exactly as uploaded (the MP4 keeps its
     # index at the end); tests/test_processing.py covers what processing changes.
+    # Public by default: the third-party clients fetch these anonymously, as anyone may.
     settings = Settings(
         _env_file=None,
         media_dir=root / "media",
         max_upload_bytes=2**31,
         processing_concurrency=0,
+        default_visibility="public",
     )
     server = start_server(settings, root / "server.log")
     yield server

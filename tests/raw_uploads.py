@@ -24,21 +24,25 @@ def part_tail() -> bytes:
     return f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def request_head(port: int, content_length: int) -> bytes:
-    """An HTTP/1.1 upload request's head, for sending over a raw socket."""
+def request_head(port: int, content_length: int, token: str = "") -> bytes:
+    """An HTTP/1.1 upload request's head, for sending over a raw socket; ``token`` signs it
+    in (an upload needs an account)."""
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
     return (
-        f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}"
         f"Content-Type: {CONTENT_TYPE}\r\n"
         f"Content-Length: {content_length}\r\n\r\n"
     ).encode()
 
 
-def open_upload(port: int, filename: str, declared_bytes: int, sent_bytes: int) -> socket.socket:
+def open_upload(
+    port: int, filename: str, declared_bytes: int, sent_bytes: int, token: str = ""
+) -> socket.socket:
     """A connection that declared ``declared_bytes`` of file and sent ``sent_bytes`` of random
     ones so far: an upload left mid-way. The caller closes it (or kills the server)."""
     head = part_head(filename)
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(request_head(port, len(head) + declared_bytes) + head)
+    sock.sendall(request_head(port, len(head) + declared_bytes, token) + head)
     for start in range(0, sent_bytes, MIB):
         sock.sendall(os.urandom(min(MIB, sent_bytes - start)))
     return sock

@@ -110,7 +110,8 @@ def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     nginx: str, nodes: list[LiveServer]
 ) -> None:
     data = os.urandom(20 * MIB)
-    with httpx2.Client(base_url=nginx, timeout=60) as client:
+    token = nodes[0].token
+    with httpx2.Client(base_url=nginx, timeout=60, headers=nodes[0].auth_headers) as client:
         response = client.post(
             "/api/media",
             content=streamed_body(
@@ -145,6 +146,7 @@ def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(
             f"POST /api/media HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\n"
             f"Content-Type: {CONTENT_TYPE}\r\n"
             f"Content-Length: {200 * MIB}\r\n\r\n".encode()
         )

@@ -63,7 +63,7 @@ def test_a_declared_upload_past_the_reserve_is_refused_before_it_is_read(
     media_dir = server.settings.media_dir
     declared = _free(media_dir) - RESERVE_BYTES + MIB
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(request_head(server.port, declared) + part_head("big.bin"))
+        sock.sendall(request_head(server.port, declared, server.token) + part_head("big.bin"))
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 507 "), answer[:200]
     assert b"keeps" in answer

@@ -35,6 +35,8 @@ def _start(tmp_path: Path, nofile: int, **values: object) -> LiveServer:
             "media_dir": tmp_path / "media",
             "max_upload_bytes": 64 * MIB,
             "processing_concurrency": 0,
+            # Hostile clients read public media, as anyone may.
+            "default_visibility": "public",
             "header_timeout_seconds": TIMEOUT_SECONDS,
             "keepalive_timeout_seconds": TIMEOUT_SECONDS,
             "body_timeout_seconds": TIMEOUT_SECONDS,
@@ -81,7 +83,7 @@ def _closed_by_server(sock: socket.socket) -> bool:
         sock.setblocking(True)
 
 
-@pytest.mark.parametrize("first_bytes", [b"", b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "])
+@pytest.mark.parametrize("first_bytes", [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "])
 def test_idle_connections_do_not_exhaust_descriptors(
     guarded: LiveServer, first_bytes: bytes
 ) -> None:
@@ -160,7 +162,9 @@ def test_range_floods_and_long_numbers_never_fail(guarded: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
         flood = "bytes=" + "0-0," * 1_000_000
         try:
-            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nRange: {flood}\r\n\r\n".encode())
+            sock.sendall(
+                f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: {flood}\r\n\r\n".encode()
+            )
         except (BrokenPipeError, ConnectionResetError):
             pass
         assert _answer(sock).startswith(b"HTTP/1.1 431 ")
@@ -170,7 +174,7 @@ def test_a_stalled_upload_is_discarded(guarded: LiveServer) -> None:
     settings = guarded.settings
     head = part_head("stalled.bin")
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
-        sock.sendall(request_head(guarded.port, len(head) + 32 * MIB) + head)
+        sock.sendall(request_head(guarded.port, len(head) + 32 * MIB, guarded.token) + head)
         sock.sendall(os.urandom(MIB))
         assert wait_for(lambda: any((settings.media_dir / ".partial").glob("*.part")))
         # Then nothing more: the server gives up on the body and leaves nothing behind.
@@ -191,7 +195,7 @@ def test_a_client_that_stops_reading_a_download_is_dropped(guarded: LiveServer) 
 
     with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(f"GET {media['download_url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(f"GET {media['download_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         sock.recv(1024)  # the answer has started; then this client reads no more
         assert wait_for(serving_the_file, 5)
         assert wait_for(lambda: not serving_the_file(), 4 * TIMEOUT_SECONDS)
@@ -203,7 +207,7 @@ def _busy_uploads(server: LiveServer, count: int) -> list[socket.socket]:
     busy = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", server.port))
-        sock.sendall(request_head(server.port, len(head) + MIB) + head + b"x")
+        sock.sendall(request_head(server.port, len(head) + MIB, server.token) + head + b"x")
         busy.append(sock)
     return busy
 
@@ -252,7 +256,9 @@ def test_two_thousand_event_streams_cost_the_server_little(tmp_path: Path) -> No
     try:
         with server.client() as client:
             media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
-        request = f"GET {media['items'][0]['events_url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        request = (
+            f"GET {media['items'][0]['events_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+        )
         for _ in range(2000):
             sock = socket.create_connection(("127.0.0.1", server.port))
             sock.sendall(request)
@@ -282,7 +288,7 @@ def test_event_streams_are_capped_per_client(guarded: LiveServer) -> None:
     try:
         for _ in range(guarded.settings.max_event_streams_per_client):
             sock = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
-            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
             streams.append(sock)
         with guarded.client() as client:
@@ -300,7 +306,7 @@ def test_event_streams_are_capped_per_client(guarded: LiveServer) -> None:
 def test_a_flood_of_pipelined_requests_is_cut_short(guarded: LiveServer) -> None:
     process = psutil.Process(guarded.process.pid)
     rss_before = process.memory_info().rss
-    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
         sent = 0
         try:
@@ -320,7 +326,7 @@ def test_endless_trailers_of_a_chunked_body_are_refused(guarded: LiveServer) -> 
     rss_before = process.memory_info().rss
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
         sock.sendall(
-            b"PATCH /api/media/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"PATCH /api/media/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
         )
         sent = 0
@@ -339,7 +345,7 @@ def test_endless_trailers_of_a_chunked_body_are_refused(guarded: LiveServer) -> 
 def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(guarded: LiveServer) -> None:
     head = part_head("rudy.bin")
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=30) as sock:
-        sock.sendall(request_head(guarded.port, len(head) + MIB) + head)
+        sock.sendall(request_head(guarded.port, len(head) + MIB, guarded.token) + head)
         # A byte a second: never silent for the whole body timeout, but far below any link.
         started = time.monotonic()
         while not _closed_by_server(sock) and time.monotonic() - started < 20:

@@ -38,9 +38,12 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
-def _chunked_head(port: int, path: str = "/api/media", content_type: str = CONTENT_TYPE) -> bytes:
+def _chunked_head(
+    port: int, path: str = "/api/media", content_type: str = CONTENT_TYPE, token: str = ""
+) -> bytes:
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}"
         f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
     ).encode()
 
@@ -76,7 +79,7 @@ def test_a_thousand_tiny_parts_hold_no_descriptors(server: LiveServer) -> None:
     # Every part but the final boundary: the request stays open, its files received (the
     # last one ends only when the boundary after it comes).
     with socket.create_connection(("127.0.0.1", server.port)) as flood:
-        flood.sendall(_chunked_head(server.port) + _chunk(body))
+        flood.sendall(_chunked_head(server.port, token=server.token) + _chunk(body))
         assert wait_for(lambda: _stored_count(server) >= 999)
         assert _server_fds(server) - before < 50
         # Meanwhile everyone else uploads as usual.
@@ -101,7 +104,10 @@ def test_uploads_that_stall_after_their_headers_hold_little(server: LiveServer) 
     try:
         for i in range(300):
             sock = socket.create_connection(("127.0.0.1", server.port))
-            sock.sendall(_chunked_head(server.port) + _chunk(part_head(f"s{i}.bin") + b"x" * 1024))
+            sock.sendall(
+                _chunked_head(server.port, token=server.token)
+                + _chunk(part_head(f"s{i}.bin") + b"x" * 1024)
+            )
             stalled.append(sock)
         assert wait_for(lambda: len(process.net_connections()) >= 300)
         # No buffer is allocated before bytes arrive to fill it, and no file is opened for
@@ -117,7 +123,7 @@ def test_uploads_that_stall_after_their_headers_hold_little(server: LiveServer) 
 @pytest.mark.parametrize("where", ["preamble", "part headers", "fields", "epilogue"])
 def test_a_flood_of_form_overhead_is_refused_early(server: LiveServer, where: str) -> None:
     def pieces() -> Iterator[bytes]:
-        yield _chunked_head(server.port)
+        yield _chunked_head(server.port, token=server.token)
         if where == "preamble":
             for _ in range(200):
                 yield _chunk(b"p" * MIB)
@@ -165,7 +171,7 @@ def test_a_large_json_body_is_refused_before_it_is_read(server: LiveServer) -> N
     # Declared: refused from the head alone.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {300 * MIB}\r\n\r\n".encode()
         )
         answer = _answer(sock)
@@ -175,7 +181,7 @@ def test_a_large_json_body_is_refused_before_it_is_read(server: LiveServer) -> N
     # Chunked: refused once a few KiB have come.
     def pieces() -> Iterator[bytes]:
         yield (
-            f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n"
         ).encode()
         yield _chunk(b'{"title": "' + b"t" * MIB)
@@ -210,7 +216,7 @@ def test_running_out_of_descriptors_is_never_a_500_and_leaves_nothing(tmp_path: 
             sock = socket.create_connection(("127.0.0.1", live.port), timeout=10)
             body = _chunk(_tiny_part(i)) + _chunk(part_head(f"second-{i}.bin") + b"y" * 200_000)
             try:
-                sock.sendall(_chunked_head(live.port) + body)
+                sock.sendall(_chunked_head(live.port, token=live.token) + body)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             held.append(sock)
@@ -253,7 +259,9 @@ def _stall_uploads(server: LiveServer, count: int, each_bytes: int) -> list[sock
     stalled = []
     for i in range(count):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-        sock.sendall(_chunked_head(server.port) + _chunk(part_head(f"s{i}.bin") + chunk))
+        sock.sendall(
+            _chunked_head(server.port, token=server.token) + _chunk(part_head(f"s{i}.bin") + chunk)
+        )
         stalled.append(sock)
     return stalled
 

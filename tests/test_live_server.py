@@ -78,7 +78,7 @@ def test_upload_cut_off_midway_leaves_no_file_and_no_row(live_server: LiveServer
     head = part_head("cut.bin")
     declared = len(head) + 4 * 2**20 + len(part_tail())
     with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
-        sock.sendall(request_head(live_server.port, declared) + head)
+        sock.sendall(request_head(live_server.port, declared, live_server.token) + head)
         sock.sendall(os.urandom(2 * 2**20))
         assert wait_for(lambda: _writing(settings))
     assert wait_for(lambda: _partials(settings) == [])
@@ -89,7 +89,7 @@ def test_upload_cut_off_midway_leaves_no_file_and_no_row(live_server: LiveServer
 def test_declared_length_over_the_limit_is_refused_at_once(live_server: LiveServer) -> None:
     limit = live_server.settings.max_upload_bytes
     with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
-        sock.sendall(request_head(live_server.port, limit * 3))
+        sock.sendall(request_head(live_server.port, limit * 3, live_server.token))
         answer = b""
         while b"}" not in answer and (piece := sock.recv(65536)):
             answer += piece
@@ -129,7 +129,7 @@ def test_partial_upload_of_a_killed_server_is_removed_at_start_up(
     try:
         head = part_head("killed.bin")
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(request_head(server.port, len(head) + 10 * 2**20) + head)
+            sock.sendall(request_head(server.port, len(head) + 10 * 2**20, server.token) + head)
             sock.sendall(os.urandom(2**20 + 5))
             assert wait_for(lambda: _writing(settings))
             server.stop(signal.SIGKILL)
@@ -168,7 +168,10 @@ def _cut_off_downloads(live_server: LiveServer, size: int) -> None:
     clients = 5
     for _ in range(clients):
         with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
-            sock.sendall(f"GET {media['download_url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sock.sendall(
+                f"GET {media['download_url']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {live_server.token}\r\n\r\n".encode()
+            )
             received = 0
             while received < 256 * 1024:
                 received += len(sock.recv(65536))

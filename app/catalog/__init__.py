@@ -11,13 +11,14 @@ from app.catalog.queries import (
     add_media,
     delete_media,
     find_by_sha256,
+    first_admin_id,
     get_media,
     get_media_facts,
     list_media,
     new_media_id,
     next_fair_rank,
-    rename_media,
     storage_keys,
+    update_media,
 )
 
 __all__ = [
@@ -25,11 +26,12 @@ __all__ = [
     "add_media",
     "delete_media",
     "find_by_sha256",
+    "first_admin_id",
     "get_media",
     "get_media_facts",
     "list_media",
     "new_media_id",
     "next_fair_rank",
-    "rename_media",
+    "update_media",
     "storage_keys",
 ]

@@ -20,6 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TITLE_MAX_CHARS = 500
 FILENAME_MAX_CHARS = 255
+USERNAME_MAX_CHARS = 64
+NOTE_MAX_CHARS = 500
+VISIBILITIES = ("public", "unlisted", "private")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -76,11 +79,28 @@ class Media(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(String(255), default=None)
     playback_key: Mapped[str | None] = mapped_column(String(255), default=None)
 
+    # Who uploaded it; None only for media of an install upgraded from before accounts, until
+    # the first admin exists (they are given the lot).
+    owner_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), default=None, index=True
+    )
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+
     job: Mapped["ProcessingJob | None"] = relationship(
         back_populates="media", lazy="joined", passive_deletes=True
     )
 
-    __table_args__ = (Index("ix_media_created_at_id", "created_at", "id"),)
+    owner: Mapped["User | None"] = relationship(lazy="joined")
+
+    __table_args__ = (
+        Index("ix_media_created_at_id", "created_at", "id"),
+        Index("ix_media_visibility_created_at_id", "visibility", "created_at", "id"),
+    )
+
+    @property
+    def owner_name(self) -> str | None:
+        """The owner's user name (None for media nobody owns yet)."""
+        return self.owner.username if self.owner is not None else None
 
     @property
     def bytes_modified_at(self) -> datetime:
@@ -124,3 +144,104 @@ class ProcessingJob(Base):
         # A new job's rank: the last rank of its queue key among unfinished jobs.
         Index("ix_processing_jobs_queue_key_state_fair_rank", "queue_key", "state", "fair_rank"),
     )
+
+
+class User(Base):
+    """An account: an admin (manages users, sees everything) or a member."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Stored as typed; unique regardless of case (``username_key``).
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_CHARS))
+    username_key: Mapped[str] = mapped_column(String(USERNAME_MAX_CHARS), unique=True)
+    # None: no password login (an account used through API tokens only).
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuthSession(Base):
+    """A signed-in browser. The cookie holds a random secret; only its SHA-256 is kept here."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the secret
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class ApiToken(Base):
+    """A bearer token for scripts and download tools; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Share(Base):
+    """A link that opens one media for anyone who has it, until it expires or is deleted."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    note: Mapped[str] = mapped_column(String(NOTE_MAX_CHARS), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AuditEvent(Base):
+    """Who did what, from where: kept for admins."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX_CHARS), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted per account and per address for throttling (every worker
+    and node sees the same rows)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+
+class SetupToken(Base):
+    """The hash of the one-time token ``serve`` prints while no account exists."""
+
+    __tablename__ = "setup_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Media, ProcessingJob
+from app.catalog.models import Media, ProcessingJob, User
 from app.errors import MediaNotFound
 
 
@@ -38,11 +38,21 @@ def _escape_like(text: str) -> str:
 
 
 async def list_media(
-    session: AsyncSession, q: str = "", page: int = 1, per_page: int = 24
+    session: AsyncSession,
+    q: str = "",
+    page: int = 1,
+    per_page: int = 24,
+    *,
+    also_owner_id: int | None = None,
 ) -> MediaPage:
-    """Newest first; every word of ``q`` must appear in the title or the file name."""
-    count_query = select(func.count()).select_from(Media)
-    items_query = select(Media).order_by(Media.created_at.desc(), Media.id.desc())
+    """Public media, newest first, and every media of ``also_owner_id`` whatever its
+    visibility (see ``accounts.policy.listed_owner``); every word of ``q`` must appear in the
+    title or the file name."""
+    listed = Media.visibility == "public"
+    if also_owner_id is not None:
+        listed = or_(listed, Media.owner_id == also_owner_id)
+    count_query = select(func.count()).select_from(Media).where(listed)
+    items_query = select(Media).where(listed).order_by(Media.created_at.desc(), Media.id.desc())
     for term in q.split():
         pattern = f"%{_escape_like(term)}%"
         matches = or_(
@@ -79,6 +89,8 @@ async def get_media_facts(session: AsyncSession, media_id: str) -> tuple[Any, ..
             Media.thumbnail_key,
             Media.playback_key,
             ProcessingJob.state,
+            Media.owner_id,
+            Media.visibility,
         )
         .outerjoin(ProcessingJob, ProcessingJob.media_id == Media.id)
         .where(Media.id == media_id)
@@ -101,6 +113,8 @@ async def add_media(
     queue_key: str = "",
     fair_rank: int = 0,
     created_at: datetime | None = None,
+    owner_id: int | None = None,
+    visibility: str = "private",
 ) -> Media:
     """Record stored bytes in the catalog with their pending processing job (flushed, not
     committed); the job's place in the queue comes from ``next_fair_rank``."""
@@ -114,6 +128,8 @@ async def add_media(
         sha256=sha256,
         storage_key=storage_key,
         created_at=created_at or now,
+        owner_id=owner_id,
+        visibility=visibility,
     )
     # Through the relationship, so the new row carries its job without a query.
     media.job = ProcessingJob(
@@ -128,6 +144,8 @@ async def add_media(
     )
     session.add(media)
     await session.flush()
+    # Loaded now: an async session cannot load it lazily when the row is presented.
+    await session.refresh(media, ["owner"])
     return media
 
 
@@ -151,19 +169,31 @@ async def next_fair_rank(session: AsyncSession, queue_key: str) -> int:
     return reached if own_last is None else max(reached, own_last + 1)
 
 
-async def rename_media(session: AsyncSession, media_id: str, title: str) -> Media:
-    """Give a media a new title; ``MediaNotFound`` if it is gone, even if a concurrent delete
-    took it between the read and the write."""
-    result = await session.execute(
-        update(Media)
-        .where(Media.id == media_id)
-        .values(title=title)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise MediaNotFound()
+async def update_media(
+    session: AsyncSession,
+    media_id: str,
+    *,
+    title: str | None = None,
+    visibility: str | None = None,
+) -> Media:
+    """Give a media a new title and/or visibility; ``MediaNotFound`` if it is gone, even if a
+    concurrent delete took it between the read and the write."""
+    values: dict[str, str] = {}
+    if title is not None:
+        values["title"] = title
+    if visibility is not None:
+        values["visibility"] = visibility
+    if values:
+        result = await session.execute(
+            update(Media)
+            .where(Media.id == media_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise MediaNotFound()
     media = await get_media(session, media_id)
-    await session.refresh(media, ["title"])
+    await session.refresh(media, list(values) or None)
     return media
 
 
@@ -188,3 +218,8 @@ async def storage_keys(session: AsyncSession) -> set[str]:
         select(Media.storage_key, Media.poster_key, Media.thumbnail_key, Media.playback_key)
     )
     return {key for row in rows for key in row if key}
+
+
+async def first_admin_id(session: AsyncSession) -> int | None:
+    """The oldest admin account, who owns what nobody uploaded (scanned files)."""
+    return await session.scalar(select(User.id).where(User.is_admin).order_by(User.id).limit(1))

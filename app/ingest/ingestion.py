@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import aiofiles
 import aiofiles.os
@@ -46,6 +47,8 @@ async def ingest_upload(
     max_upload_bytes: int,
     queue_key: str | None = None,
     budget: ReceiveBudget | None = None,
+    owner_id: int | None = None,
+    default_visibility: str = "private",
 ) -> list[Media]:
     """Store every file of a multipart request body and commit their rows, in upload order.
 
@@ -58,7 +61,8 @@ async def ingest_upload(
         # 507 before reading a byte when the upload would eat into the disk's reserve.
         storage.check_room(declared)
     received = await receive_upload(body, boundary, storage, max_upload_bytes, budget)
-    return await _catalogue(session, received, queue_key or new_queue_key())
+    owner = _Owner(owner_id, received.visibility or default_visibility)
+    return await _catalogue(session, received, queue_key or new_queue_key(), owner)
 
 
 def new_queue_key() -> str:
@@ -76,11 +80,19 @@ def upload_titles(title: str | None, filenames: Sequence[str]) -> list[str]:
     return [f"{title} — {title_from_filename(name)}"[:TITLE_MAX_CHARS] for name in filenames]
 
 
+class _Owner(NamedTuple):
+    user_id: int | None
+    visibility: str
+
+
 async def _catalogue(
-    session: AsyncSession, received: ReceivedUpload, queue_key: str
+    session: AsyncSession, received: ReceivedUpload, queue_key: str, owner: _Owner | None
 ) -> list[Media]:
     """Insert the rows of stored files in one transaction; on failure, delete the files."""
     try:
+        if owner is None:
+            # Scanned files belong to the first admin (or whoever becomes it), private.
+            owner = _Owner(await catalog.first_admin_id(session), "private")
         titles = upload_titles(received.title, [item.filename for item in received.files])
         first_rank = await catalog.next_fair_rank(session, queue_key)
         media = [
@@ -94,6 +106,8 @@ async def _catalogue(
                 storage_key=item.key,
                 queue_key=queue_key,
                 fair_rank=first_rank + index,
+                owner_id=owner.user_id,
+                visibility=owner.visibility,
             )
             for index, (item, title) in enumerate(zip(received.files, titles, strict=True))
         ]
@@ -141,5 +155,5 @@ async def ingest_path(session: AsyncSession, storage: Storage, path: Path) -> Me
             sha256=sha256,
         )
     )
-    [media] = await _catalogue(session, received, SCAN_QUEUE_KEY)
+    [media] = await _catalogue(session, received, SCAN_QUEUE_KEY, None)
     return media

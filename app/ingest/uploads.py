@@ -33,6 +33,8 @@ from app.storage.scratch import Ledger
 
 FILE_FIELD = "file"
 TITLE_FIELD = "title"
+VISIBILITY_FIELD = "visibility"
+VISIBILITIES = ("public", "unlisted", "private")
 WRITE_CHUNK_BYTES = 1024 * 1024
 # A file's first buffer: a small file never costs a whole write chunk of memory; buffers grow
 # fourfold with each write up to WRITE_CHUNK_BYTES.
@@ -97,6 +99,7 @@ class ReceivedUpload:
     storage: Storage
     files: list[ReceivedFile] = field(default_factory=list)
     title: str | None = None
+    visibility: str | None = None
     ledger: Ledger | None = None
 
     async def store(self, upload: UploadSink) -> None:
@@ -350,10 +353,10 @@ class _UploadReader:
                 raise UploadTooLarge(self.max_upload_bytes)
             await part.file.feed(data)
             return
-        # Fields other than the title are not kept; all of them count as form overhead.
-        if part.field_name == TITLE_FIELD:
+        # Fields other than these are not kept; all of them count as form overhead.
+        if part.field_name in (TITLE_FIELD, VISIBILITY_FIELD):
             if len(part.text) + len(data) > _MAX_TITLE_FIELD_BYTES:
-                raise BadUpload(f"The title is longer than {TITLE_MAX_CHARS} characters.")
+                raise BadUpload(f"The {part.field_name} field is too long.")
             part.text += data
 
     async def _on_part_end(self, _: None) -> None:
@@ -366,6 +369,8 @@ class _UploadReader:
             self.result.files.append(received)
         elif part.field_name == TITLE_FIELD:
             self.result.title = _clean_title(_decode(bytes(part.text)))
+        elif part.field_name == VISIBILITY_FIELD:
+            self.result.visibility = _clean_visibility(_decode(bytes(part.text)))
 
     async def _on_end(self, _: None) -> None:
         self.ended = True
@@ -427,6 +432,15 @@ def _decode(value: bytes) -> str:
     # Browsers send raw UTF-8 in part headers (RFC 7578 §4.2); parse_options_header hands the
     # bytes back as latin-1, which round-trips losslessly.
     return value.decode("utf-8", errors="replace")
+
+
+def _clean_visibility(raw: str) -> str | None:
+    visibility = raw.strip()
+    if not visibility:
+        return None
+    if visibility not in VISIBILITIES:
+        raise BadUpload("visibility must be one of public, unlisted, private.")
+    return visibility
 
 
 def _clean_title(raw: str) -> str | None:

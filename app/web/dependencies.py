@@ -11,8 +11,11 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.accounts.policy import Caller
 from app.config import Settings
+from app.errors import Forbidden, NotSignedIn
 from app.storage import Storage
+from app.web.access_guard import caller_of
 
 
 async def get_settings(request: Request) -> Settings:
@@ -45,3 +48,34 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def get_caller(request: Request) -> Caller | None:
+    """The signed-in user making the request, or None."""
+    return caller_of(request.scope)
+
+
+async def require_user(request: Request) -> Caller:
+    """The signed-in user; ``NotSignedIn`` (401, or the login page for a page) otherwise."""
+    caller = caller_of(request.scope)
+    if caller is None:
+        raise NotSignedIn()
+    return caller
+
+
+async def require_admin(request: Request) -> Caller:
+    """A signed-in admin; 403 for members."""
+    caller = await require_user(request)
+    if not caller.is_admin:
+        raise Forbidden("Only admins may do this.")
+    return caller
+
+
+CallerDep = Annotated[Caller | None, Depends(get_caller)]
+UserDep = Annotated[Caller, Depends(require_user)]
+AdminDep = Annotated[Caller, Depends(require_admin)]
+
+
+def client_address(request: Request) -> str:
+    """The peer's address, for the audit log and throttling."""
+    return request.client.host if request.client else ""

@@ -2,16 +2,17 @@
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.catalog.room import is_disk_full
-from app.errors import StreamportError
+from app.errors import InvalidToken, NotSignedIn, StreamportError
 
 
 def wants_json(request: Request) -> bool:
@@ -55,7 +56,16 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 async def _handle_streamport_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StreamportError)
-    return render_error(request, exc.status_code, exc.detail)
+    if (
+        isinstance(exc, NotSignedIn)
+        and not isinstance(exc, InvalidToken)
+        and request.method in ("GET", "HEAD")
+        and not wants_json(request)
+    ):
+        # A page that needs an account sends people to sign in, and back afterwards.
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+    return render_error(request, exc.status_code, exc.detail, exc.headers)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:

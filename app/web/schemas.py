@@ -22,6 +22,9 @@ class Processing(BaseModel):
     error: str | None = None
 
 
+Visibility = Literal["public", "unlisted", "private"]
+
+
 class MediaOut(BaseModel):
     """A media as the API and the pages present it."""
 
@@ -49,18 +52,24 @@ class MediaOut(BaseModel):
     playback_url: str = Field(description="What a player should load")
     events_url: str
     processing: Processing
+    owner: str | None = Field(description="The owner's user name")
+    visibility: Visibility
 
     @classmethod
-    def from_media(cls, media: Media, router: Router) -> "MediaOut":
-        """Present a catalog row, with links resolved through the app's routes."""
+    def from_media(cls, media: Media, router: Router, share: str | None = None) -> "MediaOut":
+        """Present a catalog row, with links resolved through the app's routes; ``share``
+        (a share link's token) goes into every link, so the page's player may load them."""
+        query = f"?share={share}" if share else ""
 
         def path(name: str) -> str:
             url: URLPath = router.url_path_for(name, media_id=media.id)
-            return str(url)
+            return str(url) + query
 
         def derived(name: str, key: str | None) -> str | None:
             # The key in the URL makes a new derived file a new URL: caches keep each forever.
-            return f"{path(name)}?v={key.rpartition('/')[2][:12]}" if key else None
+            if not key:
+                return None
+            return f"{path(name)}{'&' if query else '?'}v={key.rpartition('/')[2][:12]}"
 
         return cls(
             id=media.id,
@@ -87,6 +96,8 @@ class MediaOut(BaseModel):
             playback_url=derived("media_playback", media.playback_key) or path("stream_media"),
             events_url=path("media_events"),
             processing=Processing(**snapshot(media.job)),  # type: ignore[arg-type]
+            owner=media.owner_name,
+            visibility=media.visibility,  # type: ignore[arg-type]
         )
 
 
@@ -116,9 +127,35 @@ Title = Annotated[str, Field(max_length=TITLE_MAX_CHARS), AfterValidator(_nonbla
 
 
 class MediaPatch(BaseModel):
-    """The fields a client may change."""
+    """The fields a client may change; at least one."""
 
-    title: Title
+    model_config = {"extra": "forbid"}
+
+    title: Title | None = None
+    visibility: Visibility | None = None
+
+
+class ShareCreate(BaseModel):
+    """A new share link: seconds until it expires (omitted: never), and a note."""
+
+    model_config = {"extra": "forbid"}
+
+    expires_in: float | None = Field(default=None, gt=0, le=100 * 365 * 86400)
+    note: str = Field(default="", max_length=500)
+
+
+class ShareOut(BaseModel):
+    id: str
+    url: str
+    media_id: str
+    note: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class Me(BaseModel):
+    username: str
+    is_admin: bool
 
 
 class Health(BaseModel):

@@ -7,6 +7,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from app.accounts.policy import Caller
+from app.web import access_guard
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 _UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -46,10 +49,25 @@ def url_for(context: Context, name: str, /, **path_params: str) -> str:
     return root_path + str(request.app.url_path_for(name, **path_params))
 
 
+@pass_context
+def csrf_token(context: Context) -> str:
+    """The token forms and scripts send back with every change (see ``access_guard``)."""
+    request = context["request"]
+    return access_guard.csrf_token(request.scope, request.app.state.secret_key)
+
+
+@pass_context
+def current_user(context: Context) -> Caller | None:
+    """Who is signed in, for the header and the controls a page shows."""
+    return access_guard.caller_of(context["request"].scope)
+
+
 def create_templates() -> Jinja2Templates:
     """Templates with autoescape on and Streamport's filters registered."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals["url_for"] = url_for
+    templates.env.globals["csrf_token"] = csrf_token
+    templates.env.globals["current_user"] = current_user
     templates.env.filters["human_size"] = human_size
     templates.env.filters["iso_date"] = iso_date
     templates.env.filters["duration"] = duration

@@ -15,7 +15,9 @@ TTL = 0.05
 
 def facts(name: str, job_state: str | None = "done") -> MediaFacts:
     now = datetime.now(UTC)
-    return MediaFacts("ab/key", 10, "00" * 32, "video/mp4", now, name, None, None, None, job_state)
+    return MediaFacts(
+        "ab/key", 10, "00" * 32, "video/mp4", now, name, None, None, None, job_state, 1, "public"
+    )
 
 
 class Catalog:
@@ -149,6 +151,7 @@ def test_media_still_processing_are_looked_up_every_time() -> None:
 def test_facts_are_dated_from_before_their_query() -> None:
     async def scenario() -> None:
         cache, catalog = MediaFactsCache(TTL), Catalog()
+
         async def slow_load(media_id: str) -> MediaFacts:
             await asyncio.sleep(TTL * 1.8)  # the row is read at the start, answered late
             return await catalog.load(media_id)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import anyio
-import httpx2
 
 from app.catalog import add_media, next_fair_rank
 from app.catalog.db import create_engine, create_sessionmaker
@@ -72,7 +71,7 @@ def test_the_next_upload_does_not_wait_for_a_whole_batch(samples: Samples, tmp_p
             single = client.post("/api/media", files={"file": ("voice.mp3", audio)})
         media = wait_for_processing(server, single.json()["items"][0]["id"], FINAL_STATES)
         assert media["processing"]["state"] == "done"
-        with httpx2.Client(base_url=server.base_url) as client:
+        with server.client() as client:
             states = [
                 client.get(f"/api/media/{i}").json()["processing"]["state"] for i in batch_ids
             ]

@@ -73,7 +73,9 @@ def test_moov_at_end_mp4_is_probed_and_postered_and_its_bytes_kept(
         thumbnail = client.get(media["thumbnail_url"])
         assert poster.status_code == thumbnail.status_code == 200
         assert poster.headers["content-type"] == "image/jpeg"
-        assert "immutable" in poster.headers["cache-control"]
+        # Private (the default): no shared cache keeps it; public ones are immutable
+        # (tests/accounts/test_access_matrix.py).
+        assert poster.headers["cache-control"] == "private, no-cache"
         assert _image_size(poster.content, tmp_path) == (1280, 720)
         assert _image_size(thumbnail.content, tmp_path) == (480, 270)
         downloaded = tmp_path / "downloaded.mp4"

@@ -10,7 +10,7 @@ from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
 from app.main import create_app
 from app.serving.streaming import SendBudget
-from tests.conftest import upload
+from tests.conftest import provision, signed_in, upload
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
 
@@ -137,7 +137,7 @@ def test_multiple_ranges_are_multipart_byteranges(client: TestClient) -> None:
 
 
 def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
-    media = upload(client, DATA, filename="bytes.bin")
+    media = upload(client, DATA, filename="bytes.bin", visibility="public")
     first = client.get(media["stream_url"])
     r = client.get(media["stream_url"], headers={"If-None-Match": first.headers["etag"]})
     assert r.status_code == 304
@@ -152,9 +152,16 @@ def test_if_none_match_gives_304_without_body(client: TestClient) -> None:
 
 def test_originals_are_immutable_from_the_first_answer(client: TestClient) -> None:
     # Processing never rewrites an original, so caches may keep it while processing runs.
-    media = upload(client, DATA, filename="bytes.bin")
+    media = upload(client, DATA, filename="bytes.bin", visibility="public")
     r = client.get(media["stream_url"])
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_bytes_of_media_not_public_are_never_kept_by_shared_caches(client: TestClient) -> None:
+    for visibility in ("unlisted", "private"):
+        media = upload(client, DATA, filename="bytes.bin", visibility=visibility)
+        r = client.get(media["stream_url"])
+        assert r.headers["cache-control"] == "private, no-cache"
 
 
 def test_if_match_mismatch_gives_412(client: TestClient) -> None:
@@ -192,7 +199,8 @@ def test_delete_through_another_worker_is_404_despite_the_lookup_cache(
     app: FastAPI, settings: Settings
 ) -> None:
     other = create_app(settings)
-    with TestClient(app) as first, TestClient(other) as second:
+    token = provision(settings, "admin", is_admin=True)
+    with signed_in(app, token) as first, signed_in(other, token) as second:
         media = upload(first, DATA, filename="bytes.bin")
         assert first.get(media["stream_url"]).status_code == 200  # now cached in `first`
         assert second.delete(f"/api/media/{media['id']}").status_code == 204
@@ -204,7 +212,8 @@ def test_bodies_larger_than_a_chunk_stream_in_pieces(settings: Settings) -> None
     small_chunks = settings.model_copy(update={"chunk_bytes": 64 * 1024})
     upgrade_to_head(small_chunks)
     data = os.urandom(300 * 1024 + 7)
-    with TestClient(create_app(small_chunks)) as client:
+    token = provision(small_chunks, "admin", is_admin=True)
+    with signed_in(create_app(small_chunks), token) as client:
         media = upload(client, data, filename="bytes.bin")
         assert client.get(media["stream_url"]).content == data
         r = client.get(media["stream_url"], headers={"Range": "bytes=100-200000"})

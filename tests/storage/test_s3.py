@@ -13,14 +13,15 @@ from typing import Any
 
 import psutil
 import pytest
-from fastapi.testclient import TestClient
 
 from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import (
     LiveServer,
+    provision,
     s3_settings,
+    signed_in,
     start_server,
     stored_files,
     upload_file,
@@ -149,7 +150,7 @@ def test_head_and_304_make_no_s3_call(
 
 def test_upload_cut_off_after_a_part_aborts_the_multipart_upload(node: LiveServer) -> None:
     settings = node.settings
-    with open_upload(node.port, "cut.bin", 40 * MIB, 12 * MIB):
+    with open_upload(node.port, "cut.bin", 40 * MIB, 12 * MIB, node.token):
         assert wait_for(lambda: _in_flight(settings) != [])
     assert wait_for(lambda: _in_flight(settings) == [])
     assert wait_for(lambda: _markers(settings) == [])
@@ -162,7 +163,7 @@ def test_multipart_upload_of_a_killed_server_is_aborted_at_start_up(
 ) -> None:
     server = start_server(deployment, tmp_path / "first.log")
     try:
-        with open_upload(server.port, "killed.bin", 40 * MIB, 12 * MIB):
+        with open_upload(server.port, "killed.bin", 40 * MIB, 12 * MIB, server.token):
             assert wait_for(lambda: _in_flight(deployment) != [])
             server.stop(signal.SIGKILL)
     finally:
@@ -232,7 +233,7 @@ def test_an_object_store_failing_mid_upload_answers_503_and_leaves_no_row(
     settings = s3_settings(s3, postgres, tmp_path / "media", max_upload_bytes=64 * MIB)
     upgrade_to_head(settings)
     assert settings.s3_bucket and settings.s3_endpoint_url
-    with TestClient(create_app(settings)) as client:
+    with signed_in(create_app(settings), provision(settings, "admin", is_admin=True)) as client:
         # The bucket goes away under the running app: every S3 call now fails.
         s3_client(settings.s3_endpoint_url).delete_bucket(Bucket=settings.s3_bucket)
         for size in (100, 20 * MIB):  # one PutObject; a multipart upload
@@ -255,7 +256,7 @@ def test_many_uploads_in_progress_fill_their_parts_on_disk_not_in_memory(
         process = psutil.Process(node.process.pid)
         rss_before = process.memory_info().rss
         for i in range(40):
-            sock = open_upload(node.port, f"s{i}.bin", 64 * MIB, 0)
+            sock = open_upload(node.port, f"s{i}.bin", 64 * MIB, 0, node.token)
             sock.sendall(chunk)
             stalled.append(sock)
         spools = deployment.media_dir / ".partial"

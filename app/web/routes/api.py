@@ -6,10 +6,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import catalog
-from app.catalog.room import write_with_room
-from app.ingest.removal import remove_media
-from app.web.dependencies import SessionDep, SettingsDep, StorageDep
-from app.web.schemas import Health, MediaOut, MediaPage, MediaPatch, MediaUploaded
+from app.accounts.policy import listed_owner
+from app.errors import InvalidInput
+from app.web import media_changes
+from app.web.dependencies import CallerDep, SessionDep, SettingsDep, StorageDep, UserDep
+from app.web.media_access import visible_media
+from app.web.schemas import Health, Me, MediaOut, MediaPage, MediaPatch, MediaUploaded
 from app.web.upload_requests import store_uploaded_files
 
 router = APIRouter()
@@ -25,6 +27,7 @@ _UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "title": {"type": "string"},
+                        "visibility": {"enum": ["public", "unlisted", "private"]},
                     },
                 }
             }
@@ -37,12 +40,16 @@ _UPLOAD_BODY = {
 async def list_media(
     request: Request,
     session: SessionDep,
+    caller: CallerDep,
     q: Annotated[str, Query(max_length=500)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MediaPage:
-    """A page of the catalog, newest first, optionally searched."""
-    result = await catalog.list_media(session, q=q, page=page, per_page=per_page)
+    """A page of the catalog, newest first, optionally searched: public media and the
+    caller's own."""
+    result = await catalog.list_media(
+        session, q=q, page=page, per_page=per_page, also_owner_id=listed_owner(caller)
+    )
     return MediaPage(
         items=[MediaOut.from_media(m, request.app.router) for m in result.items],
         total=result.total,
@@ -59,10 +66,15 @@ async def list_media(
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_media(
-    request: Request, session: SessionDep, storage: StorageDep, settings: SettingsDep
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    caller: UserDep,
 ) -> JSONResponse:
-    """Store the files of a multipart upload (field ``file``, optional ``title``)."""
-    stored = await store_uploaded_files(request, session, storage, settings)
+    """Store the files of a multipart upload (field ``file``, optional ``title`` and
+    ``visibility``)."""
+    stored = await store_uploaded_files(request, session, storage, settings, caller)
     items = [MediaOut.from_media(m, request.app.router) for m in stored]
     body = MediaUploaded(items=items)
     return JSONResponse(
@@ -75,29 +87,31 @@ async def upload_media(
 @router.get("/api/media/{media_id}", name="api_get_media")
 async def get_media(media_id: str, request: Request, session: SessionDep) -> MediaOut:
     """One media."""
-    return MediaOut.from_media(await catalog.get_media(session, media_id), request.app.router)
+    return MediaOut.from_media(await visible_media(request, session, media_id), request.app.router)
 
 
 @router.patch("/api/media/{media_id}", name="api_rename_media")
 async def rename_media(media_id: str, patch: MediaPatch, request: Request) -> MediaOut:
-    """Change a media's title."""
-    state = request.app.state
-    media = await write_with_room(
-        state.sessionmaker,
-        state.catalog_ballast,
-        lambda session: catalog.rename_media(session, media_id, patch.title),
+    """Change a media's title and/or visibility (its owner or an admin)."""
+    if patch.title is None and patch.visibility is None:
+        raise InvalidInput("Send a title, a visibility or both.")
+    media = await media_changes.update_media(
+        request, media_id, title=patch.title, visibility=patch.visibility
     )
     return MediaOut.from_media(media, request.app.router)
 
 
 @router.delete("/api/media/{media_id}", name="api_delete_media", status_code=204)
-async def delete_media(media_id: str, request: Request, storage: StorageDep) -> Response:
-    """Remove a media from the catalog and its bytes from storage."""
-    state = request.app.state
-    await remove_media(
-        state.sessionmaker, state.catalog_ballast, storage, state.media_facts, media_id
-    )
+async def delete_media(media_id: str, request: Request) -> Response:
+    """Remove a media from the catalog and its bytes from storage (its owner or an admin)."""
+    await media_changes.delete_media(request, media_id)
     return Response(status_code=204)
+
+
+@router.get("/api/me", name="api_me")
+async def me(caller: UserDep) -> Me:
+    """Who the credential of the request signs in."""
+    return Me(username=caller.username, is_admin=caller.is_admin)
 
 
 @router.get("/healthz", name="healthz")

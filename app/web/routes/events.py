@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app import catalog
 from app.catalog.models import FINAL_JOB_STATES
 from app.processing import jobs
 from app.web.dependencies import SessionmakerDep
+from app.web.media_access import visible_media
 from app.web.progress_hub import ProgressHub, Subscription
 
 router = APIRouter()
@@ -51,7 +51,8 @@ async def media_events(
     """``event: processing`` with ``{"state", "progress", "step", "error"}`` now and on every
     change, until the job ends. ``429`` past the per-client or per-process cap of streams."""
     async with sessionmaker() as session:
-        media = await catalog.get_media(session, media_id)  # 404 for an unknown id
+        # 404 for an unknown id and for one the caller may not see.
+        media = await visible_media(request, session, media_id)
         current = jobs.snapshot(media.job)
     hub: ProgressHub = request.app.state.progress_hub
     client = request.client.host if request.client else ""

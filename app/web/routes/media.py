@@ -25,10 +25,14 @@ from app.serving.http_semantics import (
 )
 from app.serving.streaming import StoredBytesResponse
 from app.storage import ByteSource
+from app.web.media_access import access_to
 
 # An original is never rewritten (processing makes separate derived files) and derived files
 # never change under their key: caches may keep both for good.
 _CACHE_FINAL = "public, max-age=31536000, immutable"
+# Anything but public media is never stored by shared caches, so that a deleted, hidden or
+# no longer shared media does not linger in a proxy; browsers revalidate (a cheap 304).
+_CACHE_PRIVATE = "private, no-cache"
 # Uploaded HTML or SVG must never run as this origin's script, nor be sniffed into it.
 _CONTENT_SAFETY = {
     "X-Content-Type-Options": "nosniff",
@@ -61,7 +65,7 @@ async def _serve_original(request: Request, disposition: str) -> Response:
         request,
         request.app.state.storage.source(facts.storage_key),
         representation,
-        _CACHE_FINAL,
+        _cache_control(facts),
         content_disposition(disposition, facts.filename),
     )
 
@@ -69,24 +73,24 @@ async def _serve_original(request: Request, disposition: str) -> Response:
 async def poster(request: Request) -> Response:
     """The page-size poster frame of a video (JPEG)."""
     facts = await _facts(request)
-    return await _serve_derived(request, facts.poster_key, "image/jpeg", "poster.jpg")
+    return await _serve_derived(request, facts, facts.poster_key, "image/jpeg", "poster.jpg")
 
 
 async def thumbnail(request: Request) -> Response:
     """The catalog-size thumbnail of a video or image (JPEG)."""
     facts = await _facts(request)
-    return await _serve_derived(request, facts.thumbnail_key, "image/jpeg", "thumbnail.jpg")
+    return await _serve_derived(request, facts, facts.thumbnail_key, "image/jpeg", "thumbnail.jpg")
 
 
 async def playback(request: Request) -> Response:
     """The H.264/AAC rendition made for media browsers cannot play as uploaded."""
     facts = await _facts(request)
     name = f"{Path(facts.filename).stem}.mp4"
-    return await _serve_derived(request, facts.playback_key, "video/mp4", name)
+    return await _serve_derived(request, facts, facts.playback_key, "video/mp4", name)
 
 
 async def _serve_derived(
-    request: Request, key: str | None, content_type: str, filename: str
+    request: Request, facts: MediaFacts, key: str | None, content_type: str, filename: str
 ) -> Response:
     if key is None:
         raise MediaNotFound("This media has no such derived file (yet).")
@@ -105,14 +109,20 @@ async def _serve_derived(
     )
     disposition = content_disposition("inline", filename)
     source = state.storage.source(key)
-    return _answer(request, source, representation, _CACHE_FINAL, disposition)
+    return _answer(request, source, representation, _cache_control(facts), disposition)
 
 
 async def _facts(request: Request) -> MediaFacts:
+    """The media's facts, if the request may see it (else ``MediaNotFound``, as unknown)."""
     state = request.app.state
-    return await lookup_media_facts(
-        state.sessionmaker, state.media_facts, request.path_params["media_id"]
-    )
+    media_id = request.path_params["media_id"]
+    facts = await lookup_media_facts(state.sessionmaker, state.media_facts, media_id)
+    await access_to(request, media_id, facts.owner_id, facts.visibility)
+    return facts
+
+
+def _cache_control(facts: MediaFacts) -> str:
+    return _CACHE_FINAL if facts.visibility == "public" else _CACHE_PRIVATE
 
 
 def _answer(
