@@ -132,12 +132,14 @@ def test_audio_plays_and_image_loads(
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server of the test's own, for tests that need to know the whole catalog."""
+def own_server(page: Page, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of the test's own, for tests that need to know the whole catalog. The page is
+    signed in as its admin with an API token (tests/accounts signs in with a password)."""
     from app.config import Settings
 
     settings = Settings(_env_file=None, media_dir=tmp_path / "media", max_upload_bytes=2**30)
     server = start_server(settings, tmp_path / "server.log")
+    page.set_extra_http_headers(server.auth_headers)
     yield server
     server.stop()
 
@@ -296,7 +298,9 @@ def test_media_page_follows_processing_live_then_plays_the_rendition(
 
     settings = Settings(_env_file=None, media_dir=tmp_path / "media", transcode=True)
     server = start_server(settings, tmp_path / "server.log")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, extra_http_headers=server.auth_headers
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
