@@ -1,11 +1,15 @@
 """Settings, read from ``STREAMPORT_*`` environment variables and an optional ``.env``."""
 
+from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Network = IPv4Network | IPv6Network
 
 
 class Settings(BaseSettings):
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     secret_key_file: Path | None = None  # unset: secret.key in the media dir
     default_visibility: Literal["public", "unlisted", "private"] = "private"
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
+    trusted_proxies: str = ""
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":
@@ -70,6 +76,26 @@ class Settings(BaseSettings):
                 raise ValueError("STREAMPORT_PUBLIC_URL must look like https://media.example.org")
             self.public_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         return self
+
+    @model_validator(mode="after")
+    def _trusted_proxies_are_addresses(self) -> "Settings":
+        self.trusted_networks  # noqa: B018 - parsed once here so that a typo stops the start
+        return self
+
+    @cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """``STREAMPORT_TRUSTED_PROXIES`` parsed: ``"127.0.0.1, 10.0.0.0/8"``."""
+        networks = []
+        for entry in self.trusted_proxies.split(","):
+            entry = entry.strip()
+            if entry:
+                try:
+                    networks.append(ip_network(entry, strict=False))
+                except ValueError:
+                    raise ValueError(
+                        f"STREAMPORT_TRUSTED_PROXIES: not an address or network: {entry!r}"
+                    ) from None
+        return tuple(networks)
 
     @property
     def secure_cookies(self) -> bool:

@@ -4,6 +4,7 @@ the runs that use them."""
 
 import concurrent.futures
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -147,6 +148,22 @@ def provision(
         token = pool.submit(asyncio.run, make()).result()
     assert token is not None
     return token
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def attempt_login(client: httpx2.Client, username: str, password: str) -> httpx2.Response:
+    """Sign in with the login form as a browser does: its CSRF cookie and field, its Origin."""
+    form = client.get("/login")
+    assert form.status_code == 200, form.text
+    [csrf] = _CSRF_FIELD.findall(form.text)
+    assert "streamport_csrf" in client.cookies
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "next": "/", "csrf_token": csrf},
+        headers={"Origin": str(client.base_url).rstrip("/")},
+    )
 
 
 def upload(

@@ -16,7 +16,15 @@ import httpx2
 import pytest
 
 from app.config import Settings
-from tests.conftest import REPO_ROOT, LiveServer, free_port, s3_settings, start_server
+from tests.conftest import (
+    REPO_ROOT,
+    LiveServer,
+    attempt_login,
+    free_port,
+    provision,
+    s3_settings,
+    start_server,
+)
 from tests.postgres_server import PostgresServer
 from tests.raw_uploads import CONTENT_TYPE, MIB, streamed_body
 from tests.s3_server import S3Server
@@ -64,7 +72,12 @@ http {{
 @pytest.fixture
 def nodes(s3: S3Server, postgres: PostgresServer, tmp_path: Path) -> Iterator[list[LiveServer]]:
     settings: Settings = s3_settings(
-        s3, postgres, tmp_path / "media", max_upload_bytes=64 * MIB, processing_concurrency=0
+        s3,
+        postgres,
+        tmp_path / "media",
+        max_upload_bytes=64 * MIB,
+        processing_concurrency=0,
+        trusted_proxies="127.0.0.1",  # nginx, as the README's deployment says
     )
     started = [start_server(settings, tmp_path / "node-a.log")]
     try:
@@ -160,3 +173,39 @@ def test_uploads_and_ranges_pass_through_nginx_to_either_node(
     for node in nodes:
         with node.client() as direct:
             assert direct.get(url, headers={"Range": "bytes=0-99"}).content == data[:100]
+
+
+def _from_address(base_url: str, address: str) -> httpx2.Client:
+    """A client whose connections leave from ``address`` (any of 127.0.0.0/8 is this machine)."""
+    transport = httpx2.HTTPTransport(local_address=address)
+    return httpx2.Client(base_url=base_url, transport=transport, timeout=30)
+
+
+def test_sign_in_throttle_counts_each_client_behind_nginx(
+    nginx: str, nodes: list[LiveServer]
+) -> None:
+    # 20 failed sign-ins from one client address (4 on each of 5 accounts, under the
+    # per-account limit) use up that address's allowance on both nodes, whatever it writes
+    # in X-Forwarded-For; a neighbour at another address still signs in.
+    from app.accounts.throttle import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS
+
+    password = "correct horse battery"
+    per_account = MAX_FAILURES_PER_ACCOUNT - 1
+    names = [f"guessed-{index}" for index in range(-(-MAX_FAILURES_PER_ADDRESS // per_account))]
+    for name in [*names, "neighbour"]:
+        provision(nodes[0].settings, name, password=password)
+    failures = 0
+    with _from_address(nginx, "127.0.0.2") as attacker:
+        for name in names:
+            for attempt in range(per_account):
+                if failures == MAX_FAILURES_PER_ADDRESS:
+                    break
+                forged = {"X-Forwarded-For": f"198.51.100.{failures}"}
+                attacker.headers.update(forged)
+                response = attempt_login(attacker, name, f"guess {attempt}")
+                assert response.status_code == 401, (failures, response.text)
+                failures += 1
+        attacker.cookies.clear()
+        assert attempt_login(attacker, names[-1], password).status_code == 429
+    with _from_address(nginx, "127.0.0.3") as neighbour:
+        assert attempt_login(neighbour, "neighbour", password).status_code == 303

@@ -15,6 +15,7 @@ from app.accounts.policy import Caller
 from app.config import Settings
 from app.errors import Forbidden, NotSignedIn
 from app.storage import Storage
+from app.web import forwarded
 from app.web.access_guard import caller_of
 
 
@@ -77,5 +78,10 @@ AdminDep = Annotated[Caller, Depends(require_admin)]
 
 
 def client_address(request: Request) -> str:
-    """The peer's address, for the audit log and throttling."""
-    return request.client.host if request.client else ""
+    """The client's address, for the audit log and throttling: the peer's, or the one a
+    trusted proxy (``STREAMPORT_TRUSTED_PROXIES``) says it was reached from."""
+    peer = request.client.host if request.client else ""
+    trusted = request.app.state.settings.trusted_networks
+    if not trusted:
+        return peer
+    return forwarded.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
