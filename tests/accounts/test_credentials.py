@@ -20,7 +20,7 @@ import httpx2
 import pytest
 
 from app.config import Settings
-from tests.conftest import LiveServer, provision, start_server
+from tests.conftest import LiveServer, attempt_login, provision, start_server
 from tests.media_samples import FFPROBE, Samples
 
 # The servers' lookup cache: a revocation reaches another worker within twice this.
@@ -94,14 +94,7 @@ def _upload(server: LiveServer, token: str, path: Path, visibility: str) -> dict
 def _sign_in(server: LiveServer, username: str, password: str) -> Iterator[httpx2.Client]:
     """A client holding a fresh session cookie."""
     with server.anonymous_client() as client:
-        form = client.get("/login")
-        assert form.status_code == 200
-        [token] = _CSRF_FIELD.findall(form.text)
-        response = client.post(
-            "/login",
-            data={"username": username, "password": password, "next": "/", "csrf_token": token},
-            headers=_origin(server),
-        )
+        response = attempt_login(client, username, password)
         assert response.status_code == 303, response.text
         assert "streamport_session" in client.cookies
         yield client
@@ -330,14 +323,7 @@ def test_cli_token_works_until_revoked_or_the_user_is_disabled_on_every_worker(
 def _attempt_login(server: LiveServer, username: str, password: str) -> httpx2.Response:
     """One sign-in from a new client: new connections, its own CSRF cookie and token."""
     with server.anonymous_client() as client:
-        form = client.get("/login")
-        [csrf] = _CSRF_FIELD.findall(form.text)
-        assert "streamport_csrf" in client.cookies
-        return client.post(
-            "/login",
-            data={"username": username, "password": password, "next": "/", "csrf_token": csrf},
-            headers=_origin(server),
-        )
+        return attempt_login(client, username, password)
 
 
 def test_login_throttle_counts_failures_of_every_worker(server: LiveServer) -> None:
@@ -357,6 +343,30 @@ def test_login_throttle_counts_failures_of_every_worker(server: LiveServer) -> N
     other = _name("neighbour")
     provision(server.settings, other, password=PASSWORD)
     assert _attempt_login(server, other, PASSWORD).status_code == 303
+
+
+def test_guessing_the_current_password_is_throttled_like_sign_in(server: LiveServer) -> None:
+    # A stolen session cannot try passwords on the account page instead of the login form.
+    name = _name("hijacked")
+    provision(server.settings, name, password=PASSWORD)
+    query = "SELECT password_hash FROM users WHERE username = ?"
+    password_hash = _catalog_value(server.settings, query, name)
+    with _sign_in(server, name, PASSWORD) as thief:
+        [csrf] = _CSRF_FIELD.findall(thief.get("/account").text)[:1]
+
+        def change(current: str) -> httpx2.Response:
+            fields = {"current_password": current, "new_password": "taken over for good"}
+            fields |= {"new_password_again": "taken over for good", "csrf_token": csrf}
+            return thief.post("/account/password", data=fields, headers=_origin(server))
+
+        for attempt in range(5):
+            assert change(f"guess {attempt}").status_code == 422, attempt
+        refused = change(PASSWORD)
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) > 0
+    # The password did not change, and the account's sign-in waits out the same window.
+    assert _catalog_value(server.settings, query, name) == password_hash
+    assert _attempt_login(server, name, PASSWORD).status_code == 429
 
 
 def test_password_change_ends_the_other_sessions(server: LiveServer) -> None:

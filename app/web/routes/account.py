@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from app.accounts import api_tokens, audit, sessions, users
+from app.accounts import api_tokens, audit, sessions, throttle, users
 from app.accounts.passwords import check_password_rules, hash_password, verify_password
 from app.errors import InvalidInput, StreamportError
 from app.web.dependencies import SessionDep, TemplatesDep, UserDep, client_address
@@ -28,6 +28,7 @@ async def _render(
     error: str | None = None,
     new_token: str | None = None,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     return templates.TemplateResponse(
         request,
@@ -41,7 +42,7 @@ async def _render(
             "new_token": new_token,
         },
         status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -63,17 +64,32 @@ async def change_password(
     new_password: Annotated[str, Form(max_length=_MAX_FIELD)] = "",
     new_password_again: Annotated[str, Form(max_length=_MAX_FIELD)] = "",
 ) -> Response:
-    """A new password ends every session of the user; this browser is signed in afresh."""
+    """A new password ends every session of the user; this browser is signed in afresh.
+    Guesses of the current password (a stolen session trying to take the account over) count
+    toward the same limits as sign-in's."""
     user = await users.get_user(session, caller.user_id)
+    account_key = throttle.account_key(user.username_key)
+    address_key = throttle.address_key(client_address(request))
     try:
+        await throttle.check(session, account_key, address_key)
+        attempt = await throttle.record_attempt(session, account_key, address_key)
+        await session.commit()
         if not await verify_password(user.password_hash, current_password):
             raise InvalidInput("The current password is wrong.")
+        await throttle.forgive(session, account_key, attempt)
+        await session.commit()
         if new_password != new_password_again:
             raise InvalidInput("The two new passwords differ.")
         check_password_rules(new_password)
     except StreamportError as exc:
         return await _render(
-            request, templates, session, caller, error=exc.detail, status_code=exc.status_code
+            request,
+            templates,
+            session,
+            caller,
+            error=exc.detail,
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
     await users.set_password(session, user, await hash_password(new_password))
     audit.record(session, "password_change", caller=caller, address=client_address(request))
