@@ -107,6 +107,13 @@ async def active_admins(session: AsyncSession) -> int:
     return (await session.execute(query)).scalar_one()
 
 
+async def lock_active_admins(session: AsyncSession) -> None:
+    """Hold the active admins' rows until the transaction ends, so that two changes that each
+    leave one admin cannot pass side by side (PostgreSQL; SQLite's writes queue anyway)."""
+    query = select(User.id).where(User.is_admin, ~User.disabled).with_for_update()
+    await session.execute(query)
+
+
 async def token_count(session: AsyncSession, user_id: int) -> int:
     query = select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id)
     return (await session.execute(query)).scalar_one()

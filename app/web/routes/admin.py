@@ -92,11 +92,11 @@ async def change_user(
     password: Annotated[str, Form(max_length=_MAX_FIELD)] = "",
 ) -> Response:
     """``disable``, ``enable``, ``make-admin``, ``make-member`` or ``password`` (reset)."""
+    demotes = action in ("disable", "make-member")
+    if demotes:
+        await users.lock_active_admins(session)
     user = await users.get_user(session, user_id)
     try:
-        if action in ("disable", "make-member") and user.is_admin and not user.disabled:
-            if await users.active_admins(session) <= 1:
-                raise InvalidInput("The last admin cannot be disabled or made a member.")
         if action == "disable":
             await users.set_disabled(session, user, True)
         elif action == "enable":
@@ -110,6 +110,10 @@ async def change_user(
             await users.set_password(session, user, await hash_password(password))
         else:
             raise InvalidInput("Unknown action.")
+        # Counted after the change, in its transaction: a concurrent demotion has either
+        # committed (and is counted) or waits for this one.
+        if demotes and await users.active_admins(session) == 0:
+            raise InvalidInput("The last admin cannot be disabled or made a member.")
     except StreamportError as exc:
         await session.rollback()
         return await _render_users(
