@@ -144,8 +144,11 @@ def test_truncated_mp4_fails_with_a_reason_and_still_downloads(
     assert page.status_code == 200
 
 
-def _read_events(url: str, events: list[dict[str, Any]], seconds: float) -> None:
-    with httpx2.stream("GET", url, timeout=seconds) as response:
+def _read_events(
+    server: LiveServer, path: str, events: list[dict[str, Any]], seconds: float
+) -> None:
+    url = server.base_url + path
+    with httpx2.stream("GET", url, headers=server.auth_headers, timeout=seconds) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
@@ -159,7 +162,7 @@ def test_sse_reports_progress_then_done_while_transcoding(samples: Samples, tmp_
         hevc = make_hevc_mkv(tmp_path / "phone video.mkv", seconds=30)
         uploaded = upload_file(server, hevc)
         events: list[dict[str, Any]] = []
-        _read_events(server.base_url + uploaded["events_url"], events, 120)
+        _read_events(server, uploaded["events_url"], events, 120)
         media = wait_for_processing(server, uploaded["id"], FINAL)
         with server.client() as client:
             rendition = client.get(media["playback_url"])
