@@ -150,6 +150,24 @@ def provision(
     return token
 
 
+def run_cli(
+    settings: Settings, cwd: Path, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``python -m app.cli ARGS`` against these settings' catalog, as an operator runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")}
+    env["STREAMPORT_MEDIA_DIR"] = str(settings.media_dir)
+    env["STREAMPORT_DATABASE_URL"] = settings.catalog_url
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
+
+
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

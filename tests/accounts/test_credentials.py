@@ -3,11 +3,9 @@ ffprobe; tokens and accounts made with the real CLI; revocation reaching another
 sign-in throttling across workers; sessions ending on a password change; CSRF on a form."""
 
 import hashlib
-import os
 import re
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,7 +18,7 @@ import httpx2
 import pytest
 
 from app.config import Settings
-from tests.conftest import LiveServer, attempt_login, provision, start_server
+from tests.conftest import LiveServer, attempt_login, provision, run_cli, start_server
 from tests.media_samples import FFPROBE, Samples
 
 # The servers' lookup cache: a revocation reaches another worker within twice this.
@@ -216,24 +214,6 @@ def test_api_token_lets_curl_aria2c_and_ffprobe_fetch_a_private_video(
 # --------------------------------------------------------------------------- the CLI
 
 
-def _cli(
-    settings: Settings, cwd: Path, *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """``python -m app.cli ARGS`` against the server's catalog."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")}
-    env["STREAMPORT_MEDIA_DIR"] = str(settings.media_dir)
-    env["STREAMPORT_DATABASE_URL"] = settings.catalog_url
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
-
-
 def _token_id(account_page: str, label: str) -> str:
     """The id in the revoke form of the token labelled ``label`` on the account page."""
     found = re.findall(
@@ -250,12 +230,12 @@ def test_cli_token_works_until_revoked_or_the_user_is_disabled_on_every_worker(
     server: LiveServer, tmp_path: Path
 ) -> None:
     name = _name("cli")
-    added = _cli(server.settings, tmp_path, "user", "add", name, "--password-stdin",
+    added = run_cli(server.settings, tmp_path, "user", "add", name, "--password-stdin",
                  stdin=PASSWORD + "\n")  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == f"added member {name}"
 
-    created = _cli(server.settings, tmp_path, "token", "create", name, "--label", "x")
+    created = run_cli(server.settings, tmp_path, "token", "create", name, "--label", "x")
     assert created.returncode == 0, created.stderr
     [token] = created.stdout.splitlines()
     assert re.fullmatch(r"sp_[A-Za-z0-9_-]{20,}", token), created.stdout
@@ -298,12 +278,12 @@ def test_cli_token_works_until_revoked_or_the_user_is_disabled_on_every_worker(
 
     # A second token, then the account disabled by another process (the CLI): neither worker
     # was told; both stop accepting the token within 2 × the cache time.
-    second = _cli(server.settings, tmp_path, "token", "create", name).stdout.strip()
+    second = run_cli(server.settings, tmp_path, "token", "create", name).stdout.strip()
     _all_answer(server, "/api/me", _bearer(second), 200)
     results: list[subprocess.CompletedProcess[str]] = []
 
     def disable() -> None:
-        results.append(_cli(server.settings, tmp_path, "user", "disable", name))
+        results.append(run_cli(server.settings, tmp_path, "user", "disable", name))
 
     def disabled() -> bool:
         query = "SELECT disabled FROM users WHERE username = ?"
