@@ -1,6 +1,9 @@
 """Password hashing with Argon2id (argon2-cffi), bounded so a flood of sign-ins cannot take
 the process's memory or every core."""
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -49,6 +52,35 @@ def _verify(password_hash: str | None, password: str) -> bool:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return password_hash is not None
+
+
+class _Admission:
+    """The sign-ins under way in this process, counted from before their first query."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.active >= self.limit:
+            raise ServerBusy("Too many sign-ins at once; please try again shortly.")
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+# As many as can be hashing or waiting for a turn: the rest are turned away before they
+# take a catalog connection or a place in the SQLite write queue.
+_SIGN_INS = _Admission(_LIMITER.total_tokens + _MAX_WAITING)
+
+
+def sign_in_slot() -> AbstractContextManager[None]:
+    """Hold one of the process's sign-in places for a whole password check, including its
+    catalog work; ``ServerBusy`` (503) when none is free."""
+    return _SIGN_INS.slot()
 
 
 async def _run(function, *args):  # type: ignore[no-untyped-def]

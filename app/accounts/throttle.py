@@ -23,34 +23,42 @@ def address_key(address: str) -> str:
     return f"addr:{address}"[:128]
 
 
-async def check(session: AsyncSession, account: str, address: str) -> None:
-    """``TooManyAttempts`` (429 with ``Retry-After``) while either key is over its limit."""
+async def admit(session: AsyncSession, account: str, address: str) -> list[int]:
+    """Count this attempt as a failure, then let it through only if neither key is over its
+    limit with it; else take it back and raise ``TooManyAttempts`` (429, ``Retry-After``).
+
+    The attempt is committed before the keys are counted: of any number of attempts at once,
+    each sees every one committed before its count, so at most the limit get through (a
+    count first and an insert after let every attempt in flight pass). Call it before the slow
+    password check; a success takes the rows back with ``forgive``.
+    """
     now = datetime.now(UTC)
+    rows = [LoginFailure(key=account, at=now), LoginFailure(key=address, at=now)]
+    session.add_all(rows)
+    await session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW))
+    await session.commit()
+    attempt = [row.id for row in rows]
     for key, limit in ((account, MAX_FAILURES_PER_ACCOUNT), (address, MAX_FAILURES_PER_ADDRESS)):
-        row = (
+        count, oldest = (
             await session.execute(
                 select(func.count(), func.min(LoginFailure.at)).where(
                     LoginFailure.key == key, LoginFailure.at > now - WINDOW
                 )
             )
         ).one()
-        count, oldest = row
-        if count >= limit:
+        if count > limit:
+            await take_back(session, attempt)
             # Counted failures leave the window one by one: the oldest frees the first try.
             oldest_at = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
             raise TooManyAttempts(int((oldest_at + WINDOW - now).total_seconds()) + 1)
+    await session.commit()
+    return attempt
 
 
-async def record_attempt(session: AsyncSession, account: str, address: str) -> list[int]:
-    """Count an attempt as failed before its password is checked (flushed), so that
-    concurrent guesses cannot all pass ``check`` while the slow hash runs; a success takes
-    its rows back with ``forgive``."""
-    now = datetime.now(UTC)
-    rows = [LoginFailure(key=account, at=now), LoginFailure(key=address, at=now)]
-    session.add_all(rows)
-    await session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW))
-    await session.flush()
-    return [row.id for row in rows]
+async def take_back(session: AsyncSession, attempt: list[int]) -> None:
+    """An attempt that was refused before its password was checked does not count."""
+    await session.execute(delete(LoginFailure).where(LoginFailure.id.in_(attempt)))
+    await session.commit()
 
 
 async def forgive(session: AsyncSession, account: str, attempt: list[int]) -> None:

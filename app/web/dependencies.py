@@ -7,10 +7,11 @@ thread, a hop that costs more than the whole lookup.
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.accounts.passwords import sign_in_slot
 from app.accounts.policy import Caller
 from app.config import Settings
 from app.errors import Forbidden, NotSignedIn
@@ -30,6 +31,10 @@ async def get_storage(request: Request) -> Storage:
 async def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
 
+
+# A catalog row id in a path: the catalog's ids are 32-bit integers (PostgreSQL's INTEGER),
+# and a larger number must be a clear 422, not an overflow in the driver.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
@@ -75,6 +80,15 @@ async def require_admin(request: Request) -> Caller:
 CallerDep = Annotated[Caller | None, Depends(get_caller)]
 UserDep = Annotated[Caller, Depends(require_user)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
+
+
+async def hold_sign_in_slot() -> AsyncIterator[None]:
+    """A place among the process's sign-ins for the whole request (``ServerBusy`` if none)."""
+    with sign_in_slot():
+        yield
+
+
+SignInSlotDep = Depends(hold_sign_in_slot)
 
 
 def client_address(request: Request) -> str:

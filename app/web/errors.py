@@ -1,5 +1,6 @@
 """The one place that renders every known failure as JSON (under ``/api/``) or an HTML page."""
 
+import logging
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -8,11 +9,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.catalog.contention import is_busy
 from app.catalog.room import is_disk_full
 from app.errors import InvalidToken, NotSignedIn, StreamportError
+
+logger = logging.getLogger("streamport")
 
 
 def wants_json(request: Request) -> bool:
@@ -85,6 +90,11 @@ async def _handle_validation_error(request: Request, exc: Exception) -> Response
 async def _handle_database_error(request: Request, exc: Exception) -> Response:
     if is_disk_full(exc):
         return render_error(request, 507, "The server's disk is full.")
+    if is_busy(exc):
+        logger.warning("The catalog was busy: %r", exc)
+        return render_error(
+            request, 503, "The server is busy; please try again shortly.", {"Retry-After": "1"}
+        )
     raise exc
 
 
@@ -92,5 +102,6 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every known failure into a JSON or HTML answer."""
     app.add_exception_handler(StreamportError, _handle_streamport_error)
     app.add_exception_handler(DBAPIError, _handle_database_error)
+    app.add_exception_handler(PoolTimeout, _handle_database_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

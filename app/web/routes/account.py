@@ -8,9 +8,20 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.accounts import api_tokens, audit, sessions, throttle, users
-from app.accounts.passwords import check_password_rules, hash_password, verify_password
-from app.errors import InvalidInput, StreamportError
-from app.web.dependencies import SessionDep, TemplatesDep, UserDep, client_address
+from app.accounts.passwords import (
+    check_password_rules,
+    hash_password,
+    verify_password,
+)
+from app.errors import InvalidInput, ServerBusy, StreamportError
+from app.web.dependencies import (
+    RowId,
+    SessionDep,
+    SignInSlotDep,
+    TemplatesDep,
+    UserDep,
+    client_address,
+)
 from app.web.routes.auth import sign_in
 
 router = APIRouter(include_in_schema=False)
@@ -54,7 +65,7 @@ async def account_page(
     return await _render(request, templates, session, caller)
 
 
-@router.post("/account/password", name="change_password")
+@router.post("/account/password", name="change_password", dependencies=[SignInSlotDep])
 async def change_password(
     request: Request,
     templates: TemplatesDep,
@@ -71,10 +82,13 @@ async def change_password(
     account_key = throttle.account_key(user.username_key)
     address_key = throttle.address_key(client_address(request))
     try:
-        await throttle.check(session, account_key, address_key)
-        attempt = await throttle.record_attempt(session, account_key, address_key)
-        await session.commit()
-        if not await verify_password(user.password_hash, current_password):
+        attempt = await throttle.admit(session, account_key, address_key)
+        try:
+            password_ok = await verify_password(user.password_hash, current_password)
+        except ServerBusy:
+            await throttle.take_back(session, attempt)
+            raise
+        if not password_ok:
             raise InvalidInput("The current password is wrong.")
         await throttle.forgive(session, account_key, attempt)
         await session.commit()
@@ -132,7 +146,7 @@ async def create_token(
 
 @router.post("/account/tokens/{token_id}/revoke", name="revoke_token")
 async def revoke_token(
-    token_id: int, request: Request, session: SessionDep, caller: UserDep
+    token_id: RowId, request: Request, session: SessionDep, caller: UserDep
 ) -> Response:
     """Revoke one of the user's tokens: it stops working on every node within seconds."""
     row = await api_tokens.revoke_token(session, caller.user_id, token_id)

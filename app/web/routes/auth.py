@@ -8,12 +8,16 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.accounts import audit, sessions, setup, throttle, users
-from app.accounts.passwords import check_password_rules, hash_password, verify_password
+from app.accounts.passwords import (
+    check_password_rules,
+    hash_password,
+    verify_password,
+)
 from app.accounts.policy import Caller
 from app.catalog.models import User
-from app.errors import InvalidInput, StreamportError, TooManyAttempts
+from app.errors import InvalidInput, ServerBusy, StreamportError, TooManyAttempts
 from app.web.access_guard import caller_of
-from app.web.dependencies import SessionDep, TemplatesDep, client_address
+from app.web.dependencies import SessionDep, SignInSlotDep, TemplatesDep, client_address
 from app.web.sessions_cookie import clear_session_cookie, set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +51,7 @@ async def login_form(
     )
 
 
-@router.post("/login", name="login_submit")
+@router.post("/login", name="login_submit", dependencies=[SignInSlotDep])
 async def login_submit(
     request: Request,
     templates: TemplatesDep,
@@ -72,14 +76,18 @@ async def login_submit(
         )
 
     try:
-        await throttle.check(session, account_key, address_key)
+        # Counted (and committed, for every worker to see) before the slow check.
+        attempt = await throttle.admit(session, account_key, address_key)
     except TooManyAttempts as exc:
         return form_again(exc.detail, exc.status_code, exc.headers)
-    # Counted (and committed, for every worker to see) before the slow check.
-    attempt = await throttle.record_attempt(session, account_key, address_key)
-    await session.commit()
     user = await users.find_user(session, username.strip()) if username.strip() else None
-    password_ok = await verify_password(user.password_hash if user else None, password)
+    # No catalog connection is held while the hash is computed or waits for its turn.
+    await session.commit()
+    try:
+        password_ok = await verify_password(user.password_hash if user else None, password)
+    except ServerBusy:
+        await throttle.take_back(session, attempt)
+        raise
     if user is None or not password_ok or user.disabled:
         audit.record(
             session,

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.catalog.models import FINAL_JOB_STATES
 from app.processing import jobs
-from app.web.dependencies import SessionmakerDep
+from app.web.dependencies import SessionmakerDep, client_address
 from app.web.media_access import visible_media
 from app.web.progress_hub import ProgressHub, Subscription
 
@@ -55,8 +55,7 @@ async def media_events(
         media = await visible_media(request, session, media_id)
         current = jobs.snapshot(media.job)
     hub: ProgressHub = request.app.state.progress_hub
-    client = request.client.host if request.client else ""
-    return _EventStream(hub, hub.open(media_id, client, current))
+    return _EventStream(hub, hub.open(media_id, client_address(request), current))
 
 
 async def _processing_events(subscription: Subscription) -> AsyncIterator[str]:
