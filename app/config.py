@@ -103,6 +103,14 @@ class Settings(BaseSettings):
         return self.public_url is not None and self.public_url.startswith("https://")
 
     @property
+    def public_origin(self) -> str | None:
+        """``STREAMPORT_PUBLIC_URL``'s origin (scheme, host and port, no path)."""
+        if self.public_url is None:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
     def key_path(self) -> Path:
         """Where the signing key lives."""
         return self.secret_key_file or self.media_dir / "secret.key"

@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_hosts=settings.host_names,
         identities=app.state.identities,
         secure_cookies=settings.secure_cookies,
+        public_origin=settings.public_origin,
     )
     app.add_middleware(BodyLimit, streaming_routes=uploads)
     return app

@@ -80,11 +80,12 @@ def unsign(key: bytes, purpose: str, token: str) -> str | None:
     value, dot, signature = token.rpartition(".")
     if not dot or not value or len(token) > 512:
         return None
-    if not hmac.compare_digest(signature, sign(key, purpose, value)):
+    if not tokens_equal(signature, sign(key, purpose, value)):
         return None
     return value
 
 
 def tokens_equal(a: str, b: str) -> bool:
-    """Constant-time comparison of two tokens."""
-    return hmac.compare_digest(a.encode(), b.encode())
+    """Constant-time comparison of two tokens (as bytes: ``compare_digest`` refuses str
+    with characters outside ASCII, which anyone can send)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode())

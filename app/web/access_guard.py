@@ -17,7 +17,7 @@ from app.accounts.policy import Caller
 from app.errors import BadHost, CrossSiteRequest, InvalidToken, StreamportError
 from app.web.body_limit import SMALL_BODY_BYTES
 from app.web.errors import render_error
-from app.web.request_checks import SAFE_METHODS, cross_site, host_allowed, host_name
+from app.web.request_checks import SAFE_METHODS, cross_site, host_allowed
 
 SESSION_COOKIE = "streamport_session"
 CSRF_COOKIE = "streamport_csrf"
@@ -54,8 +54,10 @@ class AccessGuard:
         allowed_hosts: frozenset[str],
         identities: Identities,
         secure_cookies: bool,
+        public_origin: str | None = None,
     ) -> None:
         self.app = app
+        self.public_origin = public_origin
         self.allowed_hosts = allowed_hosts
         self.identities = identities
         self.secure_cookies = secure_cookies
@@ -107,8 +109,7 @@ class AccessGuard:
                 and scope["method"] not in SAFE_METHODS
                 and (SESSION_COOKIE in cookies or not scope["path"].startswith("/api/"))
             ):
-                own_hosts = self.allowed_hosts | {host_name(host or "")}
-                if cross_site(origin, fetch_site, own_hosts):  # type: ignore[arg-type]
+                if cross_site(origin, fetch_site, host, self.public_origin):
                     raise CrossSiteRequest()
                 receive = await self._check_csrf_token(scope, receive)
         except StreamportError as exc:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from app.accounts import audit, users
 from app.accounts.passwords import check_password_rules, hash_password
 from app.errors import InvalidInput, StreamportError
-from app.web.dependencies import AdminDep, SessionDep, TemplatesDep, client_address
+from app.web.dependencies import AdminDep, RowId, SessionDep, TemplatesDep, client_address
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,7 +83,7 @@ async def add_user(
 
 @router.post("/admin/users/{user_id}/{action}", name="admin_change_user")
 async def change_user(
-    user_id: int,
+    user_id: RowId,
     action: str,
     request: Request,
     templates: TemplatesDep,
