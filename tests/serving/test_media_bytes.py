@@ -169,7 +169,8 @@ def test_if_match_mismatch_gives_412(client: TestClient) -> None:
     r = client.get(media["download_url"], headers={"If-Match": '"not-it"'})
     assert r.status_code == 412
     assert r.content == b""
-    assert "cache-control" not in r.headers
+    # Not the bytes' own caching: the answer is for this request only.
+    assert r.headers["cache-control"] == "private, no-store"
 
 
 def test_repr_digest_lets_a_client_verify(client: TestClient) -> None:
