@@ -7,11 +7,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +40,20 @@ os.environ.setdefault("STREAMPORT_MIN_FREE_BYTES", str(64 * 2**20))
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the run; each test gets a database of its own on it."""
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the run; each test gets a database of its own on it,
+    copied from one migrated to the newest schema."""
     server = start_postgres(free_port())
+    template = "streamport_template"
+    server.create_database(template)
+    upgrade_to_head(
+        Settings(
+            _env_file=None,
+            media_dir=tmp_path_factory.mktemp("postgres-template"),
+            database_url=server.url(template),
+        )
+    )
+    server.template = template
     yield server
     server.stop()
 
@@ -58,9 +71,9 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 def new_database(postgres: PostgresServer) -> str:
-    """The URL of a fresh, empty PostgreSQL database."""
+    """The URL of a fresh, empty catalog in PostgreSQL (at the newest schema)."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-    postgres.create_database(name)
+    postgres.create_database(name, template=postgres.template)
     return postgres.url(name)
 
 
@@ -96,12 +109,29 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     database_url = None
     if request.param == "postgresql":
         database_url = new_database(request.getfixturevalue("postgres"))
+    else:
+        media_dir.mkdir(parents=True)
+        copy_catalog(request.getfixturevalue("sqlite_template"), media_dir / "streamport.db")
     return Settings(
         _env_file=None,
         media_dir=media_dir,
         max_upload_bytes=10 * 2**20,
         database_url=database_url,
     )
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite catalog at the newest schema, for tests to start from a copy."""
+    media_dir = tmp_path_factory.mktemp("sqlite-template")
+    upgrade_to_head(Settings(_env_file=None, media_dir=media_dir))
+    return media_dir / "streamport.db"
+
+
+def copy_catalog(source: Path, destination: Path) -> None:
+    """Copy a SQLite catalog with SQLite's backup API (whatever its journal holds)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(destination)) as dst:
+        src.backup(dst)
 
 
 @pytest.fixture

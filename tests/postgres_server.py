@@ -30,8 +30,12 @@ class PostgresServer:
         """The SQLAlchemy async URL of ``database`` on this server."""
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> None:
-        self._psql(f'CREATE DATABASE "{name}"')
+    # A database already migrated to the newest schema that new ones are copied from (set
+    # by the suite's fixture): copying is quicker than running every migration again.
+    template: str | None = None
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        self._psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
 
     def _psql(self, sql: str) -> None:
         subprocess.run(

@@ -13,7 +13,7 @@ import pytest
 from app.config import Settings
 from tests.conftest import LiveServer, new_database, provision, start_server
 
-ROUNDS = 12
+ROUNDS = 6
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

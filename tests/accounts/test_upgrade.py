@@ -14,9 +14,7 @@ from alembic import command
 from app.catalog.migrate import alembic_config
 from app.config import Settings
 from app.storage.keys import new_key
-from tests.conftest import run_cli, start_server
-
-PASSWORD = "correct horse battery"
+from tests.conftest import provision, start_server
 
 
 def _catalog_before_accounts(settings: Settings, data: bytes) -> str:
@@ -51,18 +49,10 @@ def test_media_of_an_upgraded_install_go_to_the_first_admin_and_stay_private(
             assert anonymous.get(f"/api/media/{media_id}").status_code == 404
             assert anonymous.get("/api/media").json()["items"] == []
 
-        def add(name: str, *flags: str) -> str:
-            added = run_cli(settings, tmp_path, "user", "add", name, *flags, "--password-stdin",
-                            stdin=PASSWORD + "\n")  # fmt: skip
-            assert added.returncode == 0, added.stderr
-            created = run_cli(settings, tmp_path, "token", "create", name)
-            assert created.returncode == 0, created.stderr
-            return created.stdout.strip()
-
         # A member made first gets nothing; the first admin gets the media, still private.
-        member = add("early-member")
-        admin = add("first-admin", "--admin")
-        later_admin = add("second-admin", "--admin")
+        member = provision(settings, "early-member")
+        admin = provision(settings, "first-admin", is_admin=True)
+        later_admin = provision(settings, "second-admin", is_admin=True)
         byte_urls: list[str] = []
         for token, owner_sees in ((member, False), (admin, True), (later_admin, True)):
             headers = {"Authorization": f"Bearer {token}"}
