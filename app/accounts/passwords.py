@@ -1,6 +1,7 @@
 """Password hashing with Argon2id (argon2-cffi), bounded so a flood of sign-ins cannot take
 the process's memory or every core."""
 
+import functools
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -19,8 +20,14 @@ _HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=2)
 # queue behind them (the rest are told to come back).
 _LIMITER = anyio.CapacityLimiter(2)
 _MAX_WAITING = 32
-# Verified when the user does not exist, so that a miss takes as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("streamport-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so that a miss takes as long as a wrong
+    password. Made on first use: hashing at import would cost every process (each CLI call,
+    each server start) an Argon2 run."""
+    return _HASHER.hash("streamport-timing-equaliser")
 
 
 def check_password_rules(password: str) -> None:
@@ -48,7 +55,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        _HASHER.verify(password_hash or _DUMMY_HASH, password)
+        _HASHER.verify(password_hash or _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return password_hash is not None
