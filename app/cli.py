@@ -101,8 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["STREAMPORT_HOST"] = args.host
     if args.port is not None:
         os.environ["STREAMPORT_PORT"] = str(args.port)
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     _print_setup_url(settings)
     raise_open_files_limit()
     uvicorn.run(
@@ -125,6 +124,13 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def _migrated_settings() -> Settings:
+    """The environment's settings, with the catalog brought to the newest schema."""
+    settings = Settings()
+    upgrade_to_head(settings)
+    return settings
 
 
 def _print_setup_url(settings: Settings) -> None:
@@ -160,8 +166,7 @@ def _log_config() -> dict[str, Any]:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     logger.info("Catalog at %s is up to date", settings.catalog_url)
     return 0
 
@@ -173,8 +178,7 @@ def _scan(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"streamport scan: {directory} is not a directory", file=sys.stderr)
         return 2
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     summary = asyncio.run(scan_directory(settings, directory))
     print(
         f"added {summary.added}, already in the catalog {summary.skipped}, failed {summary.failed}"
@@ -209,8 +213,7 @@ def _user_add(args: argparse.Namespace) -> int:
     from app.accounts.provisioning import add_user
     from app.errors import InvalidInput
 
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     generated = False
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -239,8 +242,7 @@ def _user_add(args: argparse.Namespace) -> int:
 def _user_list(args: argparse.Namespace) -> int:
     from app.accounts.provisioning import list_users
 
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     for user in asyncio.run(list_users(settings)):
         role = "admin" if user.is_admin else "member"
         state = "disabled" if user.disabled else "active"
@@ -251,8 +253,7 @@ def _user_list(args: argparse.Namespace) -> int:
 def _user_disable(args: argparse.Namespace) -> int:
     from app.accounts.provisioning import set_disabled
 
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     if not asyncio.run(set_disabled(settings, args.name, args.disabled)):
         print(f"streamport user: no user named {args.name!r}", file=sys.stderr)
         return 1
@@ -263,8 +264,7 @@ def _user_disable(args: argparse.Namespace) -> int:
 def _token_create(args: argparse.Namespace) -> int:
     from app.accounts.provisioning import create_token
 
-    settings = Settings()
-    upgrade_to_head(settings)
+    settings = _migrated_settings()
     token = asyncio.run(create_token(settings, args.name, args.label))
     if token is None:
         print(f"streamport token create: no user named {args.name!r}", file=sys.stderr)

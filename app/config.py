@@ -3,13 +3,16 @@
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Network = IPv4Network | IPv6Network
+# Who may see a media besides its owner and admins; see README's "Accounts and sharing".
+Visibility = Literal["public", "unlisted", "private"]
+VISIBILITIES: tuple[str, ...] = get_args(Visibility)
 
 
 class Settings(BaseSettings):
@@ -52,7 +55,7 @@ class Settings(BaseSettings):
     allowed_hosts: str | None = None  # unset: local names, the --host address, PUBLIC_URL's
     public_url: str | None = None
     secret_key_file: Path | None = None  # unset: secret.key in the media dir
-    default_visibility: Literal["public", "unlisted", "private"] = "private"
+    default_visibility: Visibility = "private"
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default.
     trusted_proxies: str = ""
 

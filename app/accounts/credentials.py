@@ -88,4 +88,4 @@ def unsign(key: bytes, purpose: str, token: str) -> str | None:
 def tokens_equal(a: str, b: str) -> bool:
     """Constant-time comparison of two tokens (as bytes: ``compare_digest`` refuses str
     with characters outside ASCII, which anyone can send)."""
-    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode())
+    return hmac.compare_digest(a.encode(), b.encode())

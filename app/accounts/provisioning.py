@@ -25,6 +25,19 @@ async def _in_catalog(settings: Settings, work: Callable[[AsyncSession], Awaitab
         await engine.dispose()
 
 
+def _record(session: AsyncSession, action: str, user: User, detail: str = "") -> None:
+    """An audit event for a change made from the command line."""
+    audit.record(
+        session,
+        action,
+        caller=None,
+        address="cli",
+        username="(command line)",
+        target=user.username,
+        detail=detail,
+    )
+
+
 async def add_user(
     settings: Settings, name: str, password_hash: str | None, *, is_admin: bool
 ) -> User:
@@ -32,15 +45,7 @@ async def add_user(
 
     async def work(session: AsyncSession) -> User:
         user = await users.add_user(session, name, password_hash, is_admin=is_admin)
-        audit.record(
-            session,
-            "user_add",
-            caller=None,
-            address="cli",
-            username="(command line)",
-            target=user.username,
-            detail="admin" if is_admin else "member",
-        )
+        _record(session, "user_add", user, detail="admin" if is_admin else "member")
         return user
 
     return await _in_catalog(settings, work)
@@ -61,14 +66,7 @@ async def set_disabled(settings: Settings, name: str, disabled: bool) -> bool:
         if user is None:
             return False
         await users.set_disabled(session, user, disabled)
-        audit.record(
-            session,
-            "user_disable" if disabled else "user_enable",
-            caller=None,
-            address="cli",
-            username="(command line)",
-            target=user.username,
-        )
+        _record(session, "user_disable" if disabled else "user_enable", user)
         return True
 
     return await _in_catalog(settings, work)
@@ -82,15 +80,7 @@ async def create_token(settings: Settings, name: str, label: str) -> str | None:
         if user is None:
             return None
         secret, _ = await api_tokens.create_token(session, user, label)
-        audit.record(
-            session,
-            "token_create",
-            caller=None,
-            address="cli",
-            username="(command line)",
-            target=user.username,
-            detail=label,
-        )
+        _record(session, "token_create", user, detail=label)
         return secret
 
     return await _in_catalog(settings, work)

@@ -22,7 +22,6 @@ TITLE_MAX_CHARS = 500
 FILENAME_MAX_CHARS = 255
 USERNAME_MAX_CHARS = 64
 NOTE_MAX_CHARS = 500
-VISIBILITIES = ("public", "unlisted", "private")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from app.catalog.models import TITLE_MAX_CHARS
+from app.config import VISIBILITIES
 from app.errors import (
     BadUpload,
     StreamportError,
@@ -34,7 +35,6 @@ from app.storage.scratch import Ledger
 FILE_FIELD = "file"
 TITLE_FIELD = "title"
 VISIBILITY_FIELD = "visibility"
-VISIBILITIES = ("public", "unlisted", "private")
 WRITE_CHUNK_BYTES = 1024 * 1024
 # A file's first buffer: a small file never costs a whole write chunk of memory; buffers grow
 # fourfold with each write up to WRITE_CHUNK_BYTES.

@@ -9,6 +9,7 @@ from starlette.routing import Router
 
 from app.catalog.kinds import MediaKind, media_kind
 from app.catalog.models import TITLE_MAX_CHARS, Media
+from app.config import Visibility
 from app.ingest.filenames import normalize_title
 from app.processing.jobs import snapshot
 
@@ -20,9 +21,6 @@ class Processing(BaseModel):
     progress: float = Field(ge=0, le=1)
     step: str | None = None
     error: str | None = None
-
-
-Visibility = Literal["public", "unlisted", "private"]
 
 
 class MediaOut(BaseModel):

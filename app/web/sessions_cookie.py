@@ -3,9 +3,11 @@
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.accounts.sessions import SESSION_DAYS
 from app.web.access_guard import SESSION_COOKIE
 
-SESSION_COOKIE_SECONDS = 30 * 86400
+# The browser keeps the cookie as long as the catalog keeps its session.
+SESSION_COOKIE_SECONDS = SESSION_DAYS * 86400
 
 
 def set_session_cookie(request: Request, response: Response, value: str) -> None:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from app import catalog
 from app.accounts.policy import listed_owner
+from app.config import VISIBILITIES
 from app.errors import InvalidInput
 from app.web import media_changes
 from app.web.dependencies import CallerDep, SessionDep, SettingsDep, StorageDep, UserDep
@@ -27,7 +28,7 @@ _UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "title": {"type": "string"},
-                        "visibility": {"enum": ["public", "unlisted", "private"]},
+                        "visibility": {"enum": list(VISIBILITIES)},
                     },
                 }
             }

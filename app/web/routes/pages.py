@@ -139,7 +139,6 @@ async def media_page(
             "expiry_choices": list(EXPIRY_CHOICES),
             "shared_view": False,
         },
-        headers={"Cache-Control": "private, no-store"},
     )
 
 

@@ -119,5 +119,4 @@ async def share_page(
             "og_image": absolute_url(request, out.poster_url or out.thumbnail_url or ""),
             "og_url": absolute_url(request, str(request.url.path)),
         },
-        headers={"Cache-Control": "private, no-store"},
     )
