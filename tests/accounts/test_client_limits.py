@@ -60,17 +60,18 @@ def _login(server: LiveServer, address: str, username: str, password: str) -> in
 
 def test_guesses_sent_at_once_for_one_account_get_five_checks(server: LiveServer) -> None:
     provision(server.settings, "target", password=PASSWORD)
-    statuses = _all_at_once(40, lambda i: _login(server, f"198.51.100.{i}", "target", f"guess {i}"))
-    assert set(statuses) <= {401, 429}, statuses
+    statuses = _all_at_once(30, lambda i: _login(server, f"198.51.100.{i}", "target", f"guess {i}"))
+    # 503 is the bounded sign-in queue or a busy catalog: no password was checked.
+    assert set(statuses) <= {401, 429, 503}, statuses
     assert 1 <= statuses[401] <= MAX_FAILURES_PER_ACCOUNT, statuses
 
 
 def test_guesses_sent_at_once_from_one_address_get_twenty_checks(server: LiveServer) -> None:
     names = [f"neighbour-{index}" for index in range(20)]
     statuses = _all_at_once(
-        60, lambda i: _login(server, "203.0.113.7", names[i % 20], f"guess {i}")
+        30, lambda i: _login(server, "203.0.113.7", names[i % 20], f"guess {i}")
     )
-    assert set(statuses) <= {401, 429}, statuses
+    assert set(statuses) <= {401, 429, 503}, statuses
     assert 1 <= statuses[401] <= MAX_FAILURES_PER_ADDRESS, statuses
 
 
