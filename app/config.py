@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     send_buffer_bytes: int = Field(default=8 * 2**20, ge=128 * 1024)
     lookup_cache_seconds: float = Field(default=2.0, ge=0)
     processing_concurrency: int = Field(default=1, ge=0, le=64)
-    transcode: bool = False
+    # The playback plan (README's "Playback"): lossless remux, H.264 transcode, HLS ladder.
+    remux: bool = True
+    transcode: bool = True
+    hls_ladder: str = "1080,720,480,360"
+    hls_min_bitrate: int = Field(default=3_000_000, ge=0)
     # Bounds of every ffprobe/ffmpeg run; see README's configuration table.
     probe_timeout_seconds: float = Field(default=30.0, gt=0)
     transcode_timeout_factor: float = Field(default=10.0, gt=0)
@@ -84,6 +88,27 @@ class Settings(BaseSettings):
     def _trusted_proxies_are_addresses(self) -> "Settings":
         self.trusted_networks  # noqa: B018 - parsed once here so that a typo stops the start
         return self
+
+    @model_validator(mode="after")
+    def _ladder_is_heights(self) -> "Settings":
+        self.hls_heights  # noqa: B018 - parsed once here so that a typo stops the start
+        return self
+
+    @cached_property
+    def hls_heights(self) -> tuple[int, ...]:
+        """``STREAMPORT_HLS_LADDER`` ("1080,720,480,360") as heights, highest first; empty
+        for no adaptive streaming."""
+        heights = set()
+        for entry in self.hls_ladder.split(","):
+            entry = entry.strip().lower().removesuffix("p")
+            if not entry:
+                continue
+            if not entry.isdigit() or not 144 <= int(entry) <= 4320 or int(entry) % 2:
+                raise ValueError(
+                    f"STREAMPORT_HLS_LADDER: not a rendition height (even, 144 to 4320): {entry!r}"
+                )
+            heights.add(int(entry))
+        return tuple(sorted(heights, reverse=True))
 
     @cached_property
     def trusted_networks(self) -> tuple[Network, ...]:

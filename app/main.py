@@ -20,6 +20,7 @@ from app.catalog.room import Ballast
 from app.config import Settings
 from app.ingest.uploads import ReceiveBudget
 from app.processing.limits import ProcessingLimits
+from app.processing.playback_plan import PlaybackOptions
 from app.processing.worker import ProcessingWorker
 from app.serving.streaming import SendBudget
 from app.storage import Storage, create_storage
@@ -30,7 +31,7 @@ from app.web.connection_limits import LIMITS_STATE_KEY, ConnectionLimits, open_f
 from app.web.errors import install_error_handlers
 from app.web.progress_hub import ProgressHub
 from app.web.response_headers import ResponseHeaders
-from app.web.routes import account, admin, api, auth, events, media, pages, shares
+from app.web.routes import account, admin, api, auth, events, hls, media, pages, shares
 from app.web.templating import create_templates
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -54,7 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, object]]:
         storage,
         app.state.media_facts,
         concurrency=settings.processing_concurrency,
-        transcode=settings.transcode,
+        playback=PlaybackOptions.from_settings(settings),
         # Other workers may still serve an old derived key for as long as they cache facts.
         old_bytes_grace_seconds=app.state.media_facts.max_age_seconds + 5,
         limits=ProcessingLimits.from_settings(settings),
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(pages.router)
     app.include_router(media.router)
+    app.include_router(hls.router)
     app.include_router(events.router)
     app.include_router(api.router)
     app.include_router(shares.router)

@@ -73,5 +73,12 @@
     };
     player.addEventListener("error", showError);
     if (player.error) showError();
+    // With <source> elements the errors are theirs: the last one failing means none played.
+    const sources = player.querySelectorAll("source");
+    if (sources.length) {
+      sources[sources.length - 1].addEventListener("error", () => {
+        if (player.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) playerError.hidden = false;
+      });
+    }
   }
 })();

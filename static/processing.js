@@ -20,6 +20,7 @@
     poster: "Making a poster…",
     faststart: "Optimising for instant playback…",
     transcode: "Converting for browsers…",
+    remux: "Repackaging for browsers…",
   };
   const FINAL_TEXTS = {
     done: "Ready",
@@ -37,6 +38,9 @@
   function describe(state, step) {
     if (state === "pending") return "Waiting to be processed";
     if (FINAL_STATES.has(state)) return FINAL_TEXTS[state];
+    if (step.startsWith("renditions ")) {
+      return `Making adaptive streams (${step.slice(11).split("+").join(", ")})…`;
+    }
     return STEP_TEXTS[step] || "Processing…";
   }
 
@@ -101,6 +105,8 @@
     }
     if (userIsBusy()) {
       offerReload(state === "done" ? "Processing is over: reload to see the result." : "Processing is over.");
+      // Renditions made meanwhile: playback moves to the adaptive stream where it is.
+      if (state === "done" && window.streamportPlayer) window.streamportPlayer.tryAdaptive();
       return;
     }
     writeStorage(reloadKey, String(Date.now()));

@@ -1,12 +1,12 @@
 """What byte serving needs to know about a media, kept for a moment after each lookup.
 
 Once processing is over, the facts that matter here (storage key, size, digest, type, dates,
-file name, derived files, owner and visibility) change rarely: a rename changes the title only,
-and this process forgets an entry when it changes the visibility. Facts of a media still being
-processed are not cached: its derived files are still to come. A media can be deleted on any
-worker: its bytes then leave storage and a cached entry leads to 404 all the same. How entries
-are refreshed is ``app.refreshing_cache``'s; other workers see a change within
-``max_age_seconds``.
+file name, derived files and HLS renditions, owner and visibility) change rarely: a rename
+changes the title only, and this process forgets an entry when it changes the visibility.
+Facts of a media still being processed are not cached: its derived files are still to come.
+A media can be deleted on any worker: its bytes then leave storage and a cached entry leads
+to 404 all the same. How entries are refreshed is ``app.refreshing_cache``'s; other workers
+see a change within ``max_age_seconds``.
 """
 
 from datetime import datetime
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.models import FINAL_JOB_STATES
 from app.catalog.queries import get_media_facts
+from app.catalog.renditions import RenditionFacts, rendition_facts
 from app.errors import MediaNotFound
 from app.refreshing_cache import RefreshingCache
 
@@ -35,6 +36,7 @@ class MediaFacts(NamedTuple):
     job_state: str | None
     owner_id: int | None
     visibility: str
+    renditions: tuple[RenditionFacts, ...] = ()
 
     @property
     def settled(self) -> bool:
@@ -63,6 +65,7 @@ async def lookup_media_facts(
         # A short session: a download that runs for an hour must not hold a connection.
         async with sessionmaker() as session:
             row = await get_media_facts(session, media_id)
-        return MediaFacts(*row)
+            renditions = await rendition_facts(session, media_id)
+        return MediaFacts(*row, renditions=renditions)
 
     return await cache.lookup(media_id, load)

@@ -77,6 +77,18 @@ class Media(Base):
     poster_key: Mapped[str | None] = mapped_column(String(255), default=None)
     thumbnail_key: Mapped[str | None] = mapped_column(String(255), default=None)
     playback_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # How browsers get to play it (``processing.playback_plan``), and why.
+    playback_plan: Mapped[str | None] = mapped_column(String(16), default=None)
+    playback_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    # RFC 6381 codecs of the original and of the playable copy, for <source type="…">.
+    codecs: Mapped[str | None] = mapped_column(String(64), default=None)
+    playback_codecs: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Audio tags; an image's camera and when it was taken (EXIF, local time as written).
+    tag_title: Mapped[str | None] = mapped_column(String(255), default=None)
+    tag_artist: Mapped[str | None] = mapped_column(String(255), default=None)
+    tag_album: Mapped[str | None] = mapped_column(String(255), default=None)
+    camera: Mapped[str | None] = mapped_column(String(255), default=None)
+    taken_at: Mapped[str | None] = mapped_column(String(32), default=None)
 
     # Who uploaded it; None only for media of an install upgraded from before accounts, until
     # the first admin exists (they are given the lot).
@@ -90,6 +102,10 @@ class Media(Base):
     )
 
     owner: Mapped["User | None"] = relationship(lazy="joined")
+
+    renditions: Mapped[list["Rendition"]] = relationship(
+        lazy="selectin", passive_deletes=True, order_by="Rendition.height.desc()"
+    )
 
     __table_args__ = (
         Index("ix_media_created_at_id", "created_at", "id"),
@@ -105,6 +121,26 @@ class Media(Base):
     def bytes_modified_at(self) -> datetime:
         """When the stored bytes last changed: what ``Last-Modified`` announces."""
         return self.modified_at or self.created_at
+
+
+class Rendition(Base):
+    """One quality of a video's adaptive stream: a fragmented MP4 in storage and its HLS media
+    playlist, whose segments are byte ranges of that one file."""
+
+    __tablename__ = "renditions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    media_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bandwidth: Mapped[int] = mapped_column(Integer)  # peak segment bits per second
+    average_bandwidth: Mapped[int] = mapped_column(Integer)
+    codecs: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    # The media playlist with ``{uri}`` where the file's URL goes (see ``processing.hls``).
+    playlist: Mapped[str] = mapped_column(Text, deferred=True)
 
 
 JOB_STATES = ("pending", "running", "done", "failed", "skipped")

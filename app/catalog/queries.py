@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Media, ProcessingJob, User
+from app.catalog.models import Media, ProcessingJob, Rendition, User
 from app.errors import MediaNotFound
 
 
@@ -130,6 +130,8 @@ async def add_media(
         created_at=created_at or now,
         owner_id=owner_id,
         visibility=visibility,
+        # A new media has none; said here so that reading them never needs a query.
+        renditions=[],
     )
     # Through the relationship, so the new row carries its job without a query.
     media.job = ProcessingJob(
@@ -217,7 +219,8 @@ async def storage_keys(session: AsyncSession) -> set[str]:
     rows = await session.execute(
         select(Media.storage_key, Media.poster_key, Media.thumbnail_key, Media.playback_key)
     )
-    return {key for row in rows for key in row if key}
+    renditions = await session.scalars(select(Rendition.storage_key))
+    return {key for row in rows for key in row if key} | set(renditions)
 
 
 async def first_admin_id(session: AsyncSession) -> int | None:

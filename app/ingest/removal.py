@@ -1,4 +1,4 @@
-"""Deleting a media: its row, then its bytes."""
+"""Deleting a media: its row, then its bytes and every file derived from them."""
 
 from collections.abc import Awaitable, Callable
 
@@ -36,7 +36,9 @@ async def remove_media(
 
     media = await write_with_room(sessionmaker, ballast, delete_row)
     media_facts.forget(media_id)
-    for key in (media.storage_key, media.poster_key, media.thumbnail_key, media.playback_key):
+    derived = (media.poster_key, media.thumbnail_key, media.playback_key)
+    renditions = [rendition.storage_key for rendition in media.renditions]
+    for key in (media.storage_key, *derived, *renditions):
         if key:
             await storage.delete(key)
     await ballast.restore()

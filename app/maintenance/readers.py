@@ -10,11 +10,12 @@ from typing import Any
 
 import anyio
 from sqlalchemy import func, or_, select
-from sqlalchemy.engine import Row, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.db import create_engine, create_sessionmaker
-from app.catalog.models import Media
+from app.catalog.models import Media, Rendition
 from app.errors import StreamportError
 from app.maintenance.findings import Expected, Reading, worth_reading
 from app.storage import ByteSource, Span, SpanStream, Storage
@@ -30,6 +31,8 @@ ROLE_COLUMNS = {
     "thumbnail": Media.thumbnail_key,
     "playback": Media.playback_key,
 }
+# HLS renditions: a table of their own, any number per media.
+RENDITION = "rendition"
 
 
 class VerifyAborted(Exception):
@@ -41,8 +44,8 @@ class VerifyAborted(Exception):
 
 def expectations(row: Sequence[Any]) -> list[Expected]:
     """The objects one catalog row names: ``(id, size, sha256, storage_key, poster_key,
-    thumbnail_key, playback_key)``."""
-    media_id, size, sha256, *keys = row
+    thumbnail_key, playback_key, rendition_keys)``."""
+    media_id, size, sha256, *keys, rendition_keys = row
     found = []
     for role, key in zip(ROLE_COLUMNS, keys, strict=True):
         if key is None:
@@ -51,7 +54,7 @@ def expectations(row: Sequence[Any]) -> list[Expected]:
             found.append(Expected(media_id, role, key, size, sha256.lower()))
         else:
             found.append(Expected(media_id, role, key))
-    return found
+    return found + [Expected(media_id, RENDITION, key) for key in rendition_keys]
 
 
 class CatalogReader:
@@ -86,9 +89,10 @@ class CatalogReader:
             raise self._failed(exc) from exc
         return int(count), int(size)
 
-    async def pages(self) -> AsyncIterator[list[Row[Any]]]:
-        """Every row's id, size, digest and keys, in id order, a page per session: no
-        transaction stays open while bytes are read, and memory holds one page."""
+    async def pages(self) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Every row's id, size, digest and keys (its renditions' last), in id order, a page
+        per session: no transaction stays open while bytes are read, and memory holds one
+        page."""
         columns = (Media.id, Media.size, Media.sha256, *ROLE_COLUMNS.values())
         after: str | None = None
         while True:
@@ -97,19 +101,25 @@ class CatalogReader:
                 query = query.where(Media.id > after)
             try:
                 async with self._sessions() as session:
-                    page = list((await session.execute(query)).all())
+                    rows = list((await session.execute(query)).all())
+                    renditions = await _rendition_keys(session, [row[0] for row in rows])
             except (SQLAlchemyError, OSError) as exc:
                 raise self._failed(exc) from exc
-            if not page:
+            if not rows:
                 return
-            yield page
-            after = page[-1][0]
+            yield [(*row, renditions.get(row[0], ())) for row in rows]
+            after = rows[-1][0]
 
     async def still_names(self, expected: Expected) -> bool:
         """Whether the media still exists and names the same key in the same role."""
-        query = select(Media.id).where(
-            Media.id == expected.media_id, ROLE_COLUMNS[expected.role] == expected.key
-        )
+        if expected.role == RENDITION:
+            query = select(Rendition.id).where(
+                Rendition.media_id == expected.media_id, Rendition.storage_key == expected.key
+            )
+        else:
+            query = select(Media.id).where(
+                Media.id == expected.media_id, ROLE_COLUMNS[expected.role] == expected.key
+            )
         try:
             async with self._sessions() as session:
                 return (await session.execute(query)).first() is not None
@@ -121,12 +131,26 @@ class CatalogReader:
         wanted = set(keys)
         columns = list(ROLE_COLUMNS.values())
         query = select(*columns).where(or_(*(column.in_(keys) for column in columns)))
+        renditions = select(Rendition.storage_key).where(Rendition.storage_key.in_(keys))
         try:
             async with self._sessions() as session:
                 rows = (await session.execute(query)).all()
+                rendition_keys = set(await session.scalars(renditions))
         except (SQLAlchemyError, OSError) as exc:
             raise self._failed(exc) from exc
-        return {key for row in rows for key in row if key in wanted}
+        return {key for row in rows for key in row if key in wanted} | rendition_keys
+
+
+async def _rendition_keys(session: AsyncSession, media_ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    if not media_ids:
+        return found
+    rows = await session.execute(
+        select(Rendition.media_id, Rendition.storage_key).where(Rendition.media_id.in_(media_ids))
+    )
+    for media_id, key in rows:
+        found.setdefault(media_id, []).append(key)
+    return found
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,6 +30,8 @@ class Container:
 # QuickTime/MP4 can point at external files by path; ffmpeg leaves that off by default, and
 # says so again here, so no build or version can turn it on for us.
 _MOV = Container("mov", "video", ("-enable_drefs", "0", "-use_absolute_path", "0"))
+# What the copies processing makes are, for probing them.
+MP4_CONTAINER = _MOV
 _MATROSKA = Container("matroska", "video")
 _AVI = Container("avi", "video")
 _ASF = Container("asf", "video")

@@ -48,6 +48,10 @@ class ProcessingLimits:
         credible = min(duration or 0.0, size / _MIN_VIDEO_BYTES_PER_SECOND)
         return self.transcode_seconds_per_second * max(credible, _MIN_TRANSCODE_BASIS_SECONDS)
 
+    def remux_seconds(self, size: int) -> float:
+        """A remux reads and writes the file about twice (faststart moves the index)."""
+        return self.probe_seconds + 4 * size / _COPY_BYTES_PER_SECOND
+
     def job_seconds(self, size: int, duration: float | None, transcode: bool) -> float:
         """A whole job's deadline: a copy for the tools, a probe, two frames, maybe a
         transcode, and our own steps. Only a hang of our own should ever reach it."""

@@ -22,18 +22,23 @@ from pathlib import Path
 import anyio
 
 from app.processing.containers import Container, input_arguments
+from app.processing.ladder import Rung
 from app.processing.limits import ProcessingLimits
 from app.processing.probe import (
+    PictureFacts,
     ProbeResult,
     describe_tool_failure,
     parse_ffprobe,
+    parse_picture_facts,
     pixel_limit_refusal,
     progress_from_ffmpeg,
 )
+from app.storage.scratch import PARTIAL_SUFFIX
 
 logger = logging.getLogger("streamport.processing")
 
 ProgressCallback = Callable[[float], Awaitable[None]]
+HLS_SEGMENT_SECONDS = 4
 _STDERR_TAIL_BYTES = 8192
 # ffprobe's JSON for a real file is a few KiB; a file of ten thousand streams is not media.
 _MAX_PROBE_OUTPUT_BYTES = 4 * 2**20
@@ -41,6 +46,21 @@ _PR_SET_PDEATHSIG = 1
 _CHILD_NICENESS = 19
 # A poster is a JPEG of at most 1280 pixels across: far below this.
 _MAX_FRAME_FILE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class LadderFiles:
+    """The scratch files one HLS run writes, named ``<base><kind><variant>.part``: ``r`` the
+    rendition files, ``p`` their media playlists, ``m`` the master playlist (no variant)."""
+
+    directory: Path
+    base: str
+
+    def token(self, kind: str, variant: int | str = "") -> str:
+        return f"{self.base}{kind}{variant}"
+
+    def path(self, kind: str, variant: int | str = "") -> Path:
+        return self.directory / f"{self.token(kind, variant)}{PARTIAL_SUFFIX}"
 
 
 class ToolFailed(Exception):
@@ -89,19 +109,62 @@ class MediaTools:
         )  # fmt: skip
         return parse_ffprobe(output.decode("utf-8", errors="replace"))
 
+    async def picture_facts(self, path: Path, container: Container) -> PictureFacts:
+        """Camera and time taken from a picture's EXIF, which ffmpeg's JPEG decoder reads
+        into the first frame's tags (so a hostile EXIF block is parsed in a bounded child,
+        never in the server)."""
+        assert self.ffprobe is not None
+        output = await self._run(
+            [self.ffprobe, "-v", "warning", "-print_format", "json", "-select_streams", "v:0",
+             "-show_frames", "-read_intervals", "%+#1", *self._input(container, path)],
+            self.limits.probe_seconds,
+            max_output_bytes=_MAX_PROBE_OUTPUT_BYTES,
+        )  # fmt: skip
+        return parse_picture_facts(output.decode("utf-8", errors="replace"))
+
     async def extract_frame(
-        self, source: Path, container: Container, target: Path, at: float, max_width: int
+        self, source: Path, container: Container, target: Path, at: float | None, max_width: int
     ) -> None:
-        """A JPEG of the most representative of a few frames from ``at`` seconds on."""
+        """A JPEG of the most representative of a few frames from ``at`` seconds on (None: the
+        first picture, as for cover art, which a seek would skip)."""
         assert self.ffmpeg is not None
         scale = f"scale='min({max_width},iw)':-2"
-        seek = [] if container.is_image else ["-ss", f"{at:.3f}"]
+        seek = [] if container.is_image or at is None else ["-ss", f"{at:.3f}"]
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *seek, *self._input(container, source),
              "-vf", f"thumbnail=12,{scale}", "-frames:v", "1", "-q:v", "3", "-f", "image2",
              "-c:v", "mjpeg", f"file:{target}"],
             self.limits.frame_seconds,
             max_file_bytes=_MAX_FRAME_FILE_BYTES,
+        )  # fmt: skip
+
+    async def remux_mp4(
+        self,
+        source: Path,
+        container: Container,
+        target: Path,
+        *,
+        duration: float | None,
+        size: int,
+        encode_audio: bool,
+        hevc: bool,
+        on_progress: ProgressCallback,
+        max_file_bytes: int,
+    ) -> None:
+        """The same video (and audio, unless it must become AAC) in a faststart MP4: no
+        decoding, no loss, about as fast as the disk."""
+        assert self.ffmpeg is not None
+        audio = ["-c:a", "aac", "-b:a", "160k"] if encode_audio else ["-c:a", "copy"]
+        # Safari plays HEVC in MP4 only under the hvc1 tag.
+        tag = ["-tag:v", "hvc1"] if hevc else []
+        await self._run(
+            [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
+             "-map", "0:V:0?", "-map", "0:a:0?", "-c:v", "copy", *tag, *audio,
+             "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
+             f"file:{target}"],
+            self.limits.remux_seconds(size),
+            progress=(duration, on_progress),
+            max_file_bytes=max_file_bytes,
         )  # fmt: skip
 
     async def transcode_h264(
@@ -114,19 +177,66 @@ class MediaTools:
         on_progress: ProgressCallback,
         max_file_bytes: int,
     ) -> None:
-        """An H.264/AAC MP4 that every browser plays, index first, of at most
-        ``max_file_bytes`` (the room left above the disk's reserve)."""
+        """An H.264/AAC MP4 that every browser plays (AAC in MP4 alone for audio files),
+        index first, of at most ``max_file_bytes`` (the room left above the disk's reserve)."""
         assert self.ffmpeg is not None
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
              # vfr: timestamps kept as they are, never gaps filled with copies of frames
              # (a file with frames a day apart would make a billion).
-             "-map", "0:v:0", "-map", "0:a:0?", "-fps_mode", "vfr",
+             "-map", "0:V:0?", "-map", "0:a:0?", "-fps_mode", "vfr",
              "-c:v", "libx264", "-preset", "veryfast",
              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k",
              "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
              f"file:{target}"],
             self.limits.transcode_seconds(duration, size),
+            progress=(duration, on_progress),
+            max_file_bytes=max_file_bytes,
+        )  # fmt: skip
+
+    async def encode_ladder(
+        self,
+        source: Path,
+        container: Container,
+        outputs: LadderFiles,
+        rungs: Sequence[Rung],
+        has_audio: bool,
+        duration: float | None,
+        size: int,
+        on_progress: ProgressCallback,
+        max_file_bytes: int,
+    ) -> None:
+        """Every rung of an HLS ladder in one run: the source is decoded once, split and
+        scaled; each rendition is one fragmented MP4 with aligned 4-second segments (a
+        key frame forced at each boundary, none at scene cuts) and its media playlist."""
+        assert self.ffmpeg is not None
+        count = len(rungs)
+        chains = ";".join(
+            f"[s{i}]scale=-2:{rung.height},format=yuv420p[v{i}]" for i, rung in enumerate(rungs)
+        )
+        graph = f"[0:V:0]split={count}{''.join(f'[s{i}]' for i in range(count))};{chains}"
+        maps: list[str] = []
+        rates: list[str] = []
+        for i, rung in enumerate(rungs):
+            maps += ["-map", f"[v{i}]"]
+            rates += [f"-maxrate:v:{i}", str(rung.video_bits), f"-bufsize:v:{i}",
+                      str(2 * rung.video_bits)]  # fmt: skip
+        if has_audio:
+            maps += ["-map", "0:a:0"] * count
+        streams = " ".join(f"v:{i},a:{i}" if has_audio else f"v:{i}" for i in range(count))
+        await self._run(
+            [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
+             "-filter_complex", graph, *maps, "-fps_mode", "vfr",
+             "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", *rates,
+             "-force_key_frames", f"expr:gte(t,n_forced*{HLS_SEGMENT_SECONDS})",
+             "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+             "-f", "hls", "-hls_time", str(HLS_SEGMENT_SECONDS), "-hls_playlist_type", "vod",
+             "-hls_segment_type", "fmp4", "-hls_flags", "single_file+independent_segments",
+             "-var_stream_map", streams,
+             "-hls_segment_filename", f"file:{outputs.path('r', '%v')}",
+             "-master_pl_name", outputs.path("m").name,
+             "-progress", "pipe:1", "-nostats", f"file:{outputs.path('p', '%v')}"],
+            self.limits.transcode_seconds(duration, size) * count,
             progress=(duration, on_progress),
             max_file_bytes=max_file_bytes,
         )  # fmt: skip

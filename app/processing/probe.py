@@ -16,6 +16,15 @@ class ProbeResult(NamedTuple):
     audio_codec: str | None
     bitrate: int | None
     container: str | None
+    video_profile: str | None = None
+    video_level: int | None = None
+    video_tag: str | None = None  # the container's fourcc ("hvc1", "hev1", "avc1"…)
+    pix_fmt: str | None = None
+    audio_profile: str | None = None
+    has_cover: bool = False  # an attached picture: an album's cover art
+    tag_title: str | None = None
+    tag_artist: str | None = None
+    tag_album: str | None = None
 
     @property
     def has_video(self) -> bool:
@@ -41,6 +50,7 @@ def parse_ffprobe(output: str) -> ProbeResult:
         None,
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    tags = _tags(fmt, audio)
     return ProbeResult(
         duration=_positive_float(fmt.get("duration"))
         or _positive_float((video or {}).get("duration")),
@@ -50,7 +60,79 @@ def parse_ffprobe(output: str) -> ProbeResult:
         audio_codec=(audio or {}).get("codec_name"),
         bitrate=_positive_int(fmt.get("bit_rate")),
         container=fmt.get("format_name"),
+        video_profile=_text((video or {}).get("profile")),
+        video_level=_positive_int((video or {}).get("level")),
+        video_tag=_text((video or {}).get("codec_tag_string")),
+        pix_fmt=_text((video or {}).get("pix_fmt")),
+        audio_profile=_text((audio or {}).get("profile")),
+        has_cover=any(
+            s.get("codec_type") == "video" and (s.get("disposition") or {}).get("attached_pic")
+            for s in streams
+        ),
+        tag_title=tags.get("title"),
+        tag_artist=tags.get("artist") or tags.get("album_artist"),
+        tag_album=tags.get("album"),
     )
+
+
+# Longest tag kept: a title, an artist, an album.
+_MAX_TAG_CHARS = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _tags(fmt: dict[str, Any], audio: dict[str, Any] | None) -> dict[str, str]:
+    """Title, artist and album: ID3 and MP4 put them on the file, Ogg on the audio stream;
+    keys in any case (FLAC writes ``TITLE``)."""
+    found: dict[str, str] = {}
+    for source in ((audio or {}).get("tags"), fmt.get("tags")):
+        if not isinstance(source, dict):
+            continue
+        for key, value in source.items():
+            text = _text(value)
+            if isinstance(key, str) and text:
+                found[key.lower()] = text
+    return found
+
+
+def _text(value: Any) -> str | None:
+    """A short single-line string from what a file says, or None."""
+    if not isinstance(value, str):
+        return None
+    text = _CONTROL.sub(" ", value).strip()[:_MAX_TAG_CHARS].strip()
+    return text or None
+
+
+class PictureFacts(NamedTuple):
+    """What a photo's EXIF says of where it comes from."""
+
+    camera: str | None
+    taken_at: str | None  # "2019-07-14 15:02:11", the camera's local time
+
+
+_EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+
+
+def parse_picture_facts(output: str) -> PictureFacts:
+    """Read ``ffprobe -show_frames`` output of a picture: its first frame's EXIF tags."""
+    data: dict[str, Any] = json.loads(output)
+    frames = data.get("frames") or []
+    tags = (frames[0].get("tags") if frames and isinstance(frames[0], dict) else None) or {}
+    if not isinstance(tags, dict):
+        return PictureFacts(None, None)
+    make, model = _text(tags.get("Make")), _text(tags.get("Model"))
+    # Most cameras repeat the maker in the model ("Canon" / "Canon EOS 80D").
+    if make and model and model.lower().startswith(make.split()[0].lower()):
+        camera: str | None = model
+    else:
+        camera = " ".join(part for part in (make, model) if part) or None
+    taken = None
+    for key in ("DateTimeOriginal", "DateTimeDigitized", "DateTime"):
+        found = _EXIF_DATE.match(_text(tags.get(key)) or "")
+        if found and found.group(1) != "0000":
+            year, month, day, hour, minute, second = found.groups()
+            taken = f"{year}-{month}-{day} {hour}:{minute}:{second}"
+            break
+    return PictureFacts(camera, taken)
 
 
 def _positive_float(value: Any) -> float | None:
@@ -67,34 +149,6 @@ def _positive_int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
-
-
-# What current Chromium, Firefox and Safari all play in <video>/<audio>.
-_PLAYABLE_VIDEO = {"h264", "vp8", "vp9", "av1"}
-_PLAYABLE_AUDIO = {"aac", "mp3", "opus", "vorbis", "flac", "pcm_s16le", "pcm_f32le"}
-_PLAYABLE_CONTAINERS = ("mp4", "mov", "webm", "ogg", "mp3", "wav", "flac", "aac")
-
-
-def browser_playable(probe: ProbeResult) -> bool:
-    """Whether browsers play this file as it is.
-
-    Matroska is refused even with playable codecs: only its WebM subset plays everywhere, and
-    ffprobe names both "matroska,webm".
-    """
-    container = probe.container or ""
-    names = set(container.split(","))
-    if not names & set(_PLAYABLE_CONTAINERS):
-        return False
-    if "matroska" in names and not (
-        probe.video_codec in (None, "vp8", "vp9", "av1")
-        and probe.audio_codec in (None, "opus", "vorbis")
-    ):
-        return False
-    if probe.video_codec is not None and probe.video_codec not in _PLAYABLE_VIDEO:
-        return False
-    if probe.audio_codec is not None and probe.audio_codec not in _PLAYABLE_AUDIO:
-        return False
-    return probe.video_codec is not None or probe.audio_codec is not None
 
 
 def poster_time(duration: float | None) -> float:

@@ -6,6 +6,7 @@ playable copy) is a separate derived file under a key of its own.
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,18 +17,31 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.facts import MediaFactsCache
 from app.catalog.kinds import media_kind
-from app.catalog.models import Media
+from app.catalog.models import Media, Rendition
+from app.catalog.renditions import replace_renditions
 from app.errors import StreamportError
 from app.processing import jobs
-from app.processing.containers import Container, sniff_container
-from app.processing.media_tools import ImageTooLarge, MediaTools, ToolFailed
-from app.processing.probe import ProbeResult, browser_playable, poster_time, scrub_paths
+from app.processing.codec_strings import codecs_parameter
+from app.processing.containers import MP4_CONTAINER, Container, sniff_container
+from app.processing.hls import (
+    MAX_PLAYLIST_BYTES,
+    PlaylistError,
+    master_variant_facts,
+    parse_media_playlist,
+)
+from app.processing.ladder import Rung, ladder_for
+from app.processing.media_tools import ImageTooLarge, LadderFiles, MediaTools, ToolFailed
+from app.processing.playback_plan import PlaybackOptions, PlaybackPlan, plan_playback
+from app.processing.probe import ProbeResult, poster_time, scrub_paths
 from app.storage import Storage
 from app.storage.reading import open_for_reading
+from app.storage.scratch import PartialFile
 
 logger = logging.getLogger("streamport.processing")
 
 POSTER_WIDTH = 1280
+# What an image's page shows instead of the original (which may be 16,000 pixels across).
+IMAGE_VIEW_WIDTH = 2048
 THUMBNAIL_WIDTH = 480
 _REPORT_INTERVAL_SECONDS = 0.5
 # Enough of a file's start to tell its container.
@@ -58,7 +72,7 @@ class Processor:
         media_facts: MediaFactsCache,
         worker: str,
         *,
-        transcode: bool,
+        playback: PlaybackOptions,
         old_bytes_grace_seconds: float,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -66,7 +80,9 @@ class Processor:
         self.tools = tools
         self.media_facts = media_facts
         self.worker = worker
-        self.transcode = transcode
+        self.playback = playback
+        # Encoding (a transcode, a ladder) takes every core it can: one at a time per process.
+        self._encoding = asyncio.Semaphore(1)
         self.old_bytes_grace_seconds = old_bytes_grace_seconds
         self._background: set[asyncio.Task[None]] = set()
 
@@ -140,37 +156,62 @@ class Processor:
             raise ToolFailed("no audio or video stream could be read")
         if kind == "image" and not probe.has_video:
             raise ToolFailed("no picture could be read")
-        playable = browser_playable(probe) if kind in ("video", "audio") else None
-        await self._update_media(media.id, **_probe_columns(probe), playable=playable)
+        plan = plan_playback(probe) if kind in ("video", "audio") else None
+        await self._update_media(media.id, **_probe_columns(probe, plan))
 
         if kind == "video" and probe.has_video:
             await progress("poster", 0.05)
-            at = poster_time(probe.duration)
-            poster = await self._frame(source, container, at, POSTER_WIDTH)
-            thumbnail = await self._frame(source, container, at, THUMBNAIL_WIDTH)
-            await self._update_media(
-                media.id, replaced_keys=(media.poster_key, media.thumbnail_key),
-                poster_key=poster, thumbnail_key=thumbnail,
-            )  # fmt: skip
+            await self._pictures(media, source, container, poster_time(probe.duration))
+        elif kind == "audio" and probe.has_cover:
+            await progress("poster", 0.05)
+            await self._pictures(media, source, container, None)
         elif kind == "image":
             await progress("poster", 0.05)
-            thumbnail = await self._frame(source, container, 0.0, THUMBNAIL_WIDTH)
-            await self._update_media(
-                media.id, replaced_keys=(media.thumbnail_key,), thumbnail_key=thumbnail
-            )
+            facts = await self.tools.picture_facts(source, container)
+            await self._update_media(media.id, camera=facts.camera, taken_at=facts.taken_at)
+            await self._pictures(media, source, container, None, poster_width=IMAGE_VIEW_WIDTH)
 
-        if self.transcode and kind == "video" and playable is False and probe.has_video:
+        copy = plan is not None and self.playback.makes_copy(plan)
+        options = self.playback
+        rungs = ladder_for(
+            options.hls_heights, probe.height, probe.bitrate, options.hls_min_bitrate
+        )
+        if kind != "video" or not probe.has_video:
+            rungs = ()
+        progress.expect(int(copy) + int(bool(rungs)))
+        if copy:
+            assert plan is not None
+            await self._playable_copy(media, source, container, probe, plan, progress,
+                                      extend_deadline)  # fmt: skip
+        if rungs:
             extend_deadline(
-                self.tools.limits.job_seconds(media.size, probe.duration, transcode=True)
+                self.tools.limits.transcode_seconds(probe.duration, media.size) * len(rungs)
             )
-            await self._transcode(media, source, container, probe, progress)
+            async with self._encoding:
+                await self._renditions(media, source, container, probe, rungs, progress)
 
-    async def _frame(self, source: Path, container: Container, at: float, width: int) -> str:
+    async def _pictures(
+        self,
+        media: Media,
+        source: Path,
+        container: Container,
+        at: float | None,
+        poster_width: int = POSTER_WIDTH,
+    ) -> None:
+        """The poster (for images: the scaled copy the page shows) and the thumbnail."""
+        poster = await self._frame(source, container, at, poster_width)
+        thumbnail = await self._frame(source, container, at, THUMBNAIL_WIDTH)
+        await self._update_media(
+            media.id, replaced_keys=(media.poster_key, media.thumbnail_key),
+            poster_key=poster, thumbnail_key=thumbnail,
+        )  # fmt: skip
+
+    async def _frame(self, source: Path, container: Container, at: float | None, width: int) -> str:
         """A poster or thumbnail from ``at`` seconds in; never an empty file."""
 
         async def produce(target: Path) -> None:
             await self.tools.extract_frame(source, container, target, at, width)
-            if await _size(target) == 0 and at > 0:
+            if await _size(target) == 0 and at:
                 # ffmpeg exits 0 having written nothing when no frame follows ``at`` (a
                 # video track shorter than the audio the duration comes from): try the start.
                 await self.tools.extract_frame(source, container, target, 0.0, width)
@@ -179,27 +220,101 @@ class Processor:
 
         return await self._derive(produce)
 
-    async def _transcode(
+    async def _playable_copy(
         self,
         media: Media,
         source: Path,
         container: Container,
         probe: ProbeResult,
+        plan: PlaybackPlan,
         progress: "_Reporter",
+        extend_deadline: ExtendDeadline,
     ) -> None:
-        report = progress.stage("transcode")
+        """The remuxed or transcoded MP4 browsers play, and its codecs."""
+        report = progress.stage(plan.plan)
         await report(0.0)
         # The copy may take what is free above the disk's reserve, and not a byte more.
         room = await anyio.to_thread.run_sync(self.storage.free_space.room)
         if room < _MIN_TRANSCODE_ROOM_BYTES:
             raise ToolFailed("not enough free disk space to make a playable copy")
 
-        key = await self._derive(
-            lambda target: self.tools.transcode_h264(
-                source, container, target, probe.duration, media.size, report, room
-            )
-        )
-        await self._update_media(media.id, replaced_keys=(media.playback_key,), playback_key=key)
+        async def produce(target: Path) -> None:
+            if plan.plan == "remux":
+                await self.tools.remux_mp4(
+                    source, container, target, duration=probe.duration, size=media.size,
+                    encode_audio=plan.encode_audio, hevc=probe.video_codec == "hevc",
+                    on_progress=report, max_file_bytes=room,
+                )  # fmt: skip
+            else:
+                await self.tools.transcode_h264(
+                    source, container, target, probe.duration, media.size, report, room
+                )
+
+        if plan.plan == "remux":
+            extend_deadline(self.tools.limits.remux_seconds(media.size))
+            key = await self._derive(produce)
+        else:
+            extend_deadline(self.tools.limits.transcode_seconds(probe.duration, media.size))
+            async with self._encoding:
+                key = await self._derive(produce)
+        codecs = await self._codecs_of(key)
+        await self._update_media(
+            media.id, replaced_keys=(media.playback_key,), playback_key=key,
+            playback_codecs=codecs,
+        )  # fmt: skip
+
+    async def _codecs_of(self, key: str) -> str | None:
+        """The RFC 6381 codecs of a copy we made (an MP4, so its own demuxer is known)."""
+        async with self.storage.local_copy(key) as path:
+            return codecs_parameter(await self.tools.probe(path, MP4_CONTAINER))
+
+    async def _renditions(
+        self,
+        media: Media,
+        source: Path,
+        container: Container,
+        probe: ProbeResult,
+        rungs: tuple[Rung, ...],
+        progress: "_Reporter",
+    ) -> None:
+        """The HLS ladder in one ffmpeg run, each rendition stored as one file, with its
+        playlist in the catalog."""
+        report = progress.stage("renditions " + "+".join(f"{r.height}p" for r in rungs))
+        await report(0.0)
+        room = await anyio.to_thread.run_sync(self.storage.free_space.room)
+        if room < _MIN_TRANSCODE_ROOM_BYTES:
+            raise ToolFailed("not enough free disk space to make the renditions")
+        scratch = self.storage.scratch
+        files = LadderFiles(scratch.directory, secrets.token_hex(12))
+        count = len(rungs)
+        outputs = [await scratch.open_partial(token=files.token("r", i)) for i in range(count)]
+        texts = [await scratch.open_partial(token=files.token("p", i)) for i in range(count)]
+        texts.append(await scratch.open_partial(token=files.token("m")))
+        stored: list[str] = []
+        try:
+            await self.tools.encode_ladder(
+                source, container, files, rungs, probe.audio_codec is not None,
+                probe.duration, media.size, report, room,
+            )  # fmt: skip
+            renditions = await _read_renditions(outputs, texts)
+            for rendition, output in zip(renditions, outputs, strict=True):
+                rendition.storage_key = await self.storage.store_scratch(output)
+                stored.append(rendition.storage_key)
+        except BaseException:
+            await _delete_all(self.storage, stored)
+            raise
+        finally:
+            for partial in outputs + texts:
+                await partial.discard()  # those stored are gone from scratch already
+        async with self.sessionmaker() as session:
+            old = await replace_renditions(session, media.id, renditions)
+            await session.commit()
+        if old is None:
+            await _delete_all(self.storage, stored)
+            raise JobLost()
+        self.media_facts.forget(media.id)
+        for key in old:
+            self._delete_later(key)
 
     async def _derive(self, produce: Callable[[Path], Awaitable[None]]) -> str:
         """Run ``produce`` into a locked scratch file and store the result under a new key."""
@@ -261,13 +376,22 @@ class _Reporter:
         self.worker = worker
         self._last_step: str | None = None
         self._last_at = 0.0
+        self._stages = 1
+        self._stages_begun = 0
+
+    def expect(self, stages: int) -> None:
+        """Say how many long steps the job has: each gets an equal share of 15–95 %."""
+        self._stages = max(1, stages)
 
     def stage(self, step: str) -> Callable[[float], Awaitable[None]]:
-        """A callback reporting the fraction done of a long ``step`` (ffmpeg's progress),
-        mapped to 15–95 % of the job."""
+        """A callback reporting the fraction done of the next long ``step`` (ffmpeg's
+        progress), mapped onto its share of the job."""
+        share = 0.8 / self._stages
+        start = 0.15 + share * min(self._stages_begun, self._stages - 1)
+        self._stages_begun += 1
 
         async def report(fraction: float) -> None:
-            await self(step, 0.15 + 0.8 * fraction)
+            await self(step, start + share * fraction)
 
         return report
 
@@ -285,7 +409,7 @@ class _Reporter:
             raise JobLost()
 
 
-def _probe_columns(probe: ProbeResult) -> dict[str, object]:
+def _probe_columns(probe: ProbeResult, plan: PlaybackPlan | None) -> dict[str, object]:
     return {
         "duration": probe.duration,
         "width": probe.width,
@@ -294,7 +418,53 @@ def _probe_columns(probe: ProbeResult) -> dict[str, object]:
         "audio_codec": probe.audio_codec,
         "bitrate": probe.bitrate,
         "container": probe.container,
+        "codecs": codecs_parameter(probe),
+        "playable": None if plan is None else plan.plan == "original",
+        "playback_plan": None if plan is None else plan.plan,
+        "playback_reason": None if plan is None else plan.reason,
+        "tag_title": probe.tag_title,
+        "tag_artist": probe.tag_artist,
+        "tag_album": probe.tag_album,
     }
+
+
+async def _read_renditions(outputs: list[PartialFile], texts: list[PartialFile]) -> list[Rendition]:
+    """The renditions ffmpeg wrote: facts from its master playlist (last of ``texts``), the
+    segments from each media playlist, checked against the file they index."""
+    try:
+        facts = master_variant_facts(await _read_playlist(texts[-1].path))
+        if len(facts) != len(outputs):
+            raise PlaylistError("a master playlist of other renditions than asked for")
+        renditions = []
+        for (width, height, codecs), output, text in zip(facts, outputs, texts, strict=False):
+            playlist = parse_media_playlist(
+                await _read_playlist(text.path), await _size(output.path)
+            )
+            renditions.append(
+                Rendition(
+                    width=width, height=height, codecs=codecs,
+                    bandwidth=playlist.peak_bandwidth(),
+                    average_bandwidth=playlist.average_bandwidth(),
+                    playlist=playlist.template(), storage_key="",
+                )
+            )  # fmt: skip
+    except PlaylistError as exc:
+        raise ToolFailed(f"ffmpeg's HLS output could not be read: {exc}") from None
+    return renditions
+
+
+async def _read_playlist(path: Path) -> str:
+    async with open_for_reading(path) as handle:
+        data = await handle.read(MAX_PLAYLIST_BYTES + 1)
+    if len(data) > MAX_PLAYLIST_BYTES:
+        raise PlaylistError("a playlist far longer than any video needs")
+    return data.decode("utf-8", errors="replace")
+
+
+async def _delete_all(storage: Storage, keys: list[str]) -> None:
+    with anyio.CancelScope(shield=True):
+        for key in keys:
+            await storage.delete(key)
 
 
 async def _read_head(path: Path) -> bytes:

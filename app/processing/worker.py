@@ -13,6 +13,7 @@ from app.catalog.models import Media
 from app.processing import jobs
 from app.processing.limits import ProcessingLimits
 from app.processing.media_tools import MediaTools
+from app.processing.playback_plan import PlaybackOptions
 from app.processing.processor import Processor
 from app.storage import Storage
 
@@ -35,7 +36,7 @@ class ProcessingWorker:
         media_facts: MediaFactsCache,
         *,
         concurrency: int,
-        transcode: bool,
+        playback: PlaybackOptions,
         old_bytes_grace_seconds: float,
         limits: ProcessingLimits,
         tools: MediaTools | None = None,
@@ -43,7 +44,6 @@ class ProcessingWorker:
         self.sessionmaker = sessionmaker
         self.concurrency = concurrency
         self.identity = jobs.worker_identity()
-        self.transcode = transcode
         self.limits = limits
         self.tools = tools or MediaTools.locate(limits)
         self.processor = Processor(
@@ -52,7 +52,7 @@ class ProcessingWorker:
             self.tools,
             media_facts,
             self.identity,
-            transcode=transcode,
+            playback=playback,
             old_bytes_grace_seconds=old_bytes_grace_seconds,
         )
         self._wake = asyncio.Event()

@@ -15,9 +15,10 @@ from email.utils import formatdate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# blob: media is what Media Source Extensions play (hls.js feeds the video element that way).
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 # FastAPI's interactive documentation loads Swagger UI from its CDN and starts it inline.

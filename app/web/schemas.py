@@ -12,6 +12,7 @@ from app.catalog.models import TITLE_MAX_CHARS, Media
 from app.config import Visibility
 from app.ingest.filenames import normalize_title
 from app.processing.jobs import snapshot
+from app.web.playback_sources import PlaybackFacts, playback_sources
 
 
 class Processing(BaseModel):
@@ -21,6 +22,26 @@ class Processing(BaseModel):
     progress: float = Field(ge=0, le=1)
     step: str | None = None
     error: str | None = None
+
+
+class Playback(BaseModel):
+    """How browsers get to play a media (README's "Playback")."""
+
+    plan: Literal["original", "remux", "transcode"]
+    reason: str
+
+
+class SourceOut(BaseModel):
+    url: str
+    type: str = Field(description='A MIME type with codecs: video/mp4; codecs="avc1.64001f"')
+
+
+class Tags(BaseModel):
+    """What an audio file's tags say."""
+
+    title: str | None
+    artist: str | None
+    album: str | None
 
 
 class MediaOut(BaseModel):
@@ -48,6 +69,12 @@ class MediaOut(BaseModel):
     thumbnail_url: str | None
     poster_url: str | None
     playback_url: str = Field(description="What a player should load")
+    playback: Playback | None = Field(description="Decided once the media is probed")
+    sources: list[SourceOut] = Field(description="What a player tries, in this order")
+    hls_url: str | None = Field(description="The HLS master playlist, when renditions exist")
+    tags: Tags | None = Field(description="Audio tags")
+    camera: str | None = Field(description="An image's camera (EXIF)")
+    taken_at: str | None = Field(description="When an image was taken (EXIF, local time)")
     events_url: str
     processing: Processing
     owner: str | None = Field(description="The owner's user name")
@@ -69,17 +96,29 @@ class MediaOut(BaseModel):
                 return None
             return f"{path(name)}{'&' if query else '?'}v={key.rpartition('/')[2][:12]}"
 
+        kind = media_kind(media.content_type)
+        stream_url = path("stream_media")
+        playback_url = derived("media_playback", media.playback_key)
+        sources = playback_sources(
+            PlaybackFacts(
+                kind, media.content_type, media.container, media.video_codec, media.codecs,
+                media.playback_plan, media.playback_codecs,
+            ),
+            stream_url,
+            playback_url,
+        )  # fmt: skip
+        has_tags = media.tag_title or media.tag_artist or media.tag_album
         return cls(
             id=media.id,
             title=media.title,
             filename=media.filename,
             content_type=media.content_type,
-            kind=media_kind(media.content_type),
+            kind=kind,
             size=media.size,
             sha256=media.sha256,
             created_at=media.created_at,
             page_url=path("media_page"),
-            stream_url=path("stream_media"),
+            stream_url=stream_url,
             download_url=path("download_media"),
             duration=media.duration,
             width=media.width,
@@ -91,7 +130,17 @@ class MediaOut(BaseModel):
             playable=media.playable,
             thumbnail_url=derived("media_thumbnail", media.thumbnail_key),
             poster_url=derived("media_poster", media.poster_key),
-            playback_url=derived("media_playback", media.playback_key) or path("stream_media"),
+            playback_url=playback_url or stream_url,
+            playback=Playback(plan=media.playback_plan, reason=media.playback_reason or "")  # type: ignore[arg-type]
+            if media.playback_plan
+            else None,
+            sources=[SourceOut(url=s.url, type=s.type) for s in sources],
+            hls_url=path("media_hls_master") if media.renditions else None,
+            tags=Tags(title=media.tag_title, artist=media.tag_artist, album=media.tag_album)
+            if has_tags
+            else None,
+            camera=media.camera,
+            taken_at=media.taken_at,
             events_url=path("media_events"),
             processing=Processing(**snapshot(media.job)),  # type: ignore[arg-type]
             owner=media.owner_name,

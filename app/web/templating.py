@@ -8,6 +8,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from app.accounts.policy import Caller
+from app.processing.playback_plan import PlaybackOptions
 from app.web import access_guard
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -62,12 +63,19 @@ def current_user(context: Context) -> Caller | None:
     return access_guard.caller_of(context["request"].scope)
 
 
+@pass_context
+def playback_options(context: Context) -> PlaybackOptions:
+    """What this server makes for playback: notices name the setting that would help."""
+    return PlaybackOptions.from_settings(context["request"].app.state.settings)
+
+
 def create_templates() -> Jinja2Templates:
     """Templates with autoescape on and Streamport's filters registered."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals["url_for"] = url_for
     templates.env.globals["csrf_token"] = csrf_token
     templates.env.globals["current_user"] = current_user
+    templates.env.globals["playback_options"] = playback_options
     templates.env.filters["human_size"] = human_size
     templates.env.filters["iso_date"] = iso_date
     templates.env.filters["duration"] = duration

@@ -371,10 +371,12 @@ def test_a_derived_file_needs_only_to_be_there_and_readable() -> None:
 
 
 def test_a_row_names_its_original_and_each_derived_file_it_has() -> None:
-    row = ("m1", 10, "A" * 64, "ab/k", None, "cd/t", None)
+    row = ("m1", 10, "A" * 64, "ab/k", None, "cd/t", None, ["ef/r1", "ef/r2"])
     assert expectations(row) == [
         Expected("m1", "original", "ab/k", 10, "a" * 64),
         Expected("m1", "thumbnail", "cd/t"),
+        Expected("m1", "rendition", "ef/r1"),
+        Expected("m1", "rendition", "ef/r2"),
     ]
 
 

@@ -5,8 +5,6 @@ Plain Starlette routes, not FastAPI ones: these answer many small range requests
 and dependency solving would cost more than the answer itself.
 """
 
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -14,32 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.catalog.facts import MediaFacts, lookup_media_facts
-from app.errors import MediaNotFound
-from app.serving.http_semantics import (
-    DECISION_HEADERS,
-    Representation,
-    content_disposition,
-    decide,
-    strong_etag,
-)
-from app.serving.streaming import StoredBytesResponse
-from app.storage import ByteSource
-from app.web.media_access import access_to
-
-# An original is never rewritten (processing makes separate derived files) and derived files
-# never change under their key: caches may keep both for good.
-_CACHE_FINAL = "public, max-age=31536000, immutable"
-# Anything but public media is never stored by shared caches, so that a deleted, hidden or
-# no longer shared media does not linger in a proxy; browsers revalidate (a cheap 304).
-_CACHE_PRIVATE = "private, no-cache"
-# Uploaded HTML or SVG must never run as this origin's script, nor be sniffed into it.
-_CONTENT_SAFETY = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
-    ),
-}
+from app.serving.http_semantics import Representation, content_disposition, strong_etag
+from app.web.byte_answers import answer_bytes, cache_control_for, facts_for, serve_derived
 
 
 async def stream_media(request: Request) -> Response:
@@ -53,7 +27,7 @@ async def download_media(request: Request) -> Response:
 
 
 async def _serve_original(request: Request, disposition: str) -> Response:
-    facts = await _facts(request)
+    facts = await facts_for(request)
     representation = Representation(
         size=facts.size,
         etag=strong_etag(facts.sha256),
@@ -61,108 +35,35 @@ async def _serve_original(request: Request, disposition: str) -> Response:
         content_type=facts.content_type,
         sha256=facts.sha256,
     )
-    return _answer(
+    return answer_bytes(
         request,
         request.app.state.storage.source(facts.storage_key),
         representation,
-        _cache_control(facts),
+        cache_control_for(facts),
         content_disposition(disposition, facts.filename),
     )
 
 
 async def poster(request: Request) -> Response:
     """The page-size poster frame of a video (JPEG)."""
-    facts = await _facts(request)
-    return await _serve_derived(request, facts, facts.poster_key, "image/jpeg", "poster.jpg")
+    facts = await facts_for(request)
+    return await serve_derived(request, facts, facts.poster_key, "image/jpeg", "poster.jpg")
 
 
 async def thumbnail(request: Request) -> Response:
     """The catalog-size thumbnail of a video or image (JPEG)."""
-    facts = await _facts(request)
-    return await _serve_derived(request, facts, facts.thumbnail_key, "image/jpeg", "thumbnail.jpg")
+    facts = await facts_for(request)
+    return await serve_derived(request, facts, facts.thumbnail_key, "image/jpeg", "thumbnail.jpg")
 
 
 async def playback(request: Request) -> Response:
-    """The H.264/AAC rendition made for media browsers cannot play as uploaded."""
-    facts = await _facts(request)
-    name = f"{Path(facts.filename).stem}.mp4"
-    return await _serve_derived(request, facts, facts.playback_key, "video/mp4", name)
-
-
-async def _serve_derived(
-    request: Request, facts: MediaFacts, key: str | None, content_type: str, filename: str
-) -> Response:
-    if key is None:
-        raise MediaNotFound("This media has no such derived file (yet).")
-    state = request.app.state
-    try:
-        info = await state.object_info.info(key)
-    except FileNotFoundError:
-        raise MediaNotFound("This derived file is gone.") from None
-    # Derived files never change under their key, and their URLs carry the key: the key is
-    # a strong validator, and caches may keep them for good.
-    representation = Representation(
-        size=info.size,
-        etag=strong_etag(key.rpartition("/")[2]),
-        last_modified=info.modified_at,
-        content_type=content_type,
-    )
-    disposition = content_disposition("inline", filename)
-    source = state.storage.source(key)
-    return _answer(request, source, representation, _cache_control(facts), disposition)
-
-
-async def _facts(request: Request) -> MediaFacts:
-    """The media's facts, if the request may see it (else ``MediaNotFound``, as unknown)."""
-    state = request.app.state
-    media_id = request.path_params["media_id"]
-    facts = await lookup_media_facts(state.sessionmaker, state.media_facts, media_id)
-    await access_to(request, media_id, facts.owner_id, facts.visibility)
-    return facts
-
-
-def _cache_control(facts: MediaFacts) -> str:
-    return _CACHE_FINAL if facts.visibility == "public" else _CACHE_PRIVATE
-
-
-def _answer(
-    request: Request,
-    source: ByteSource,
-    representation: Representation,
-    cache_control: str,
-    disposition: str,
-) -> Response:
-    state = request.app.state
-    request_headers = {
-        name: ", ".join(request.headers.getlist(name))
-        for name in DECISION_HEADERS
-        if name in request.headers
-    }
-    decision = decide(
-        request.method,
-        request_headers,
-        representation,
-        new_boundary=_new_boundary,
-        max_ranges=state.settings.max_ranges,
-        now=datetime.now(UTC),
-    )
-    headers = {"Accept-Ranges": "bytes", **decision.headers}
-    if decision.status in (200, 206, 304):
-        headers["Cache-Control"] = cache_control
-    if decision.status in (200, 206):
-        headers["Content-Disposition"] = disposition
-        headers.update(_CONTENT_SAFETY)
-    return StoredBytesResponse(
-        source,
-        status_code=decision.status,
-        headers=headers,
-        body=decision.body,
-        budget=state.send_budget,
-    )
-
-
-def _new_boundary() -> str:
-    return secrets.token_hex(16)
+    """The copy made for media browsers cannot play as uploaded: remuxed or transcoded, an
+    MP4 (audio alone: an M4A)."""
+    facts = await facts_for(request)
+    audio = facts.content_type.startswith("audio/")
+    name = f"{Path(facts.filename).stem}.{'m4a' if audio else 'mp4'}"
+    content_type = "audio/mp4" if audio else "video/mp4"
+    return await serve_derived(request, facts, facts.playback_key, content_type, name)
 
 
 def _route(suffix: str, endpoint: object, name: str) -> Route:
