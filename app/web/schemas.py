@@ -12,6 +12,7 @@ from app.catalog.models import TITLE_MAX_CHARS, Media
 from app.config import Visibility
 from app.ingest.filenames import normalize_title
 from app.processing.jobs import snapshot
+from app.processing.playback_plan import offers_original
 from app.web.playback_sources import PlaybackFacts, playback_sources
 
 
@@ -29,6 +30,9 @@ class Playback(BaseModel):
 
     plan: Literal["original", "remux", "transcode"]
     reason: str
+    original_first: bool = Field(
+        default=False, description="The original is still offered first (HEVC: Safari plays it)"
+    )
 
 
 class SourceOut(BaseModel):
@@ -131,7 +135,12 @@ class MediaOut(BaseModel):
             thumbnail_url=derived("media_thumbnail", media.thumbnail_key),
             poster_url=derived("media_poster", media.poster_key),
             playback_url=playback_url or stream_url,
-            playback=Playback(plan=media.playback_plan, reason=media.playback_reason or "")  # type: ignore[arg-type]
+            playback=Playback(
+                plan=media.playback_plan,  # type: ignore[arg-type]
+                reason=media.playback_reason or "",
+                original_first=media.playback_plan == "transcode"
+                and offers_original(media.video_codec, media.container),
+            )
             if media.playback_plan
             else None,
             sources=[SourceOut(url=s.url, type=s.type) for s in sources],
