@@ -325,19 +325,3 @@ def test_media_page_follows_processing_live_then_plays_the_rendition(
         context.close()
         server.stop()
     assert errors == []
-
-
-def test_unplayable_media_offers_the_download_instead_of_a_player(
-    page: Page, own_server: LiveServer, tmp_path: Path
-) -> None:
-    from tests.media_samples import make_hevc_mkv
-
-    media = upload_file(own_server, make_hevc_mkv(tmp_path / "phone.mkv", seconds=5))
-    wait_for_processing(own_server, media["id"])
-    page.goto(own_server.base_url + media["page_url"])
-    notice = page.locator("#unplayable-notice")
-    assert notice.count() == 1
-    assert "HEVC" in notice.inner_text()
-    assert page.locator("#media-player").count() == 0
-    assert page.locator("#download-link").get_attribute("href") == media["download_url"]
-    assert _errors(page) == []
