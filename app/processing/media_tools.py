@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from app.processing.containers import Container, input_arguments
-from app.processing.ladder import Rung
+from app.processing.ladder import Rung, scale_to
 from app.processing.limits import ProcessingLimits
 from app.processing.probe import (
     PictureFacts,
@@ -176,15 +176,18 @@ class MediaTools:
         size: int,
         on_progress: ProgressCallback,
         max_file_bytes: int,
+        scale: str | None = None,
     ) -> None:
         """An H.264/AAC MP4 that every browser plays (AAC in MP4 alone for audio files),
-        index first, of at most ``max_file_bytes`` (the room left above the disk's reserve)."""
+        index first, of at most ``max_file_bytes`` (the room left above the disk's reserve);
+        ``scale``, a filter that makes the picture smaller."""
         assert self.ffmpeg is not None
+        resize = ["-vf", scale] if scale else []
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
              # vfr: timestamps kept as they are, never gaps filled with copies of frames
              # (a file with frames a day apart would make a billion).
-             "-map", "0:V:0?", "-map", "0:a:0?", "-fps_mode", "vfr",
+             "-map", "0:V:0?", "-map", "0:a:0?", "-fps_mode", "vfr", *resize,
              "-c:v", "libx264", "-preset", "veryfast",
              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k",
              "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
@@ -200,6 +203,7 @@ class MediaTools:
         container: Container,
         outputs: LadderFiles,
         rungs: Sequence[Rung],
+        portrait: bool,
         has_audio: bool,
         duration: float | None,
         size: int,
@@ -212,7 +216,8 @@ class MediaTools:
         assert self.ffmpeg is not None
         count = len(rungs)
         chains = ";".join(
-            f"[s{i}]scale=-2:{rung.height},format=yuv420p[v{i}]" for i, rung in enumerate(rungs)
+            f"[s{i}]{scale_to(rung.height, portrait)},format=yuv420p[v{i}]"
+            for i, rung in enumerate(rungs)
         )
         graph = f"[0:V:0]split={count}{''.join(f'[s{i}]' for i in range(count))};{chains}"
         maps: list[str] = []

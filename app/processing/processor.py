@@ -29,7 +29,7 @@ from app.processing.hls import (
     master_variant_facts,
     parse_media_playlist,
 )
-from app.processing.ladder import Rung, ladder_for
+from app.processing.ladder import Rung, ladder_for, scale_to, short_side
 from app.processing.media_tools import ImageTooLarge, LadderFiles, MediaTools, ToolFailed
 from app.processing.playback_plan import PlaybackOptions, PlaybackPlan, plan_playback
 from app.processing.probe import ProbeResult, poster_time, scrub_paths
@@ -42,6 +42,9 @@ logger = logging.getLogger("streamport.processing")
 POSTER_WIDTH = 1280
 # What an image's page shows instead of the original (which may be 16,000 pixels across).
 IMAGE_VIEW_WIDTH = 2048
+# A transcoded copy is at most 1080p: a 4K H.264 copy would cost four times the encoding and
+# the disk, and players that want more get the original (or the HLS ladder) anyway.
+TRANSCODE_MAX_SHORT_SIDE = 1080
 THUMBNAIL_WIDTH = 480
 _REPORT_INTERVAL_SECONDS = 0.5
 # Enough of a file's start to tell its container.
@@ -174,7 +177,10 @@ class Processor:
         copy = plan is not None and self.playback.makes_copy(plan)
         options = self.playback
         rungs = ladder_for(
-            options.hls_heights, probe.height, probe.bitrate, options.hls_min_bitrate
+            options.hls_heights,
+            short_side(probe.width, probe.height),
+            probe.bitrate,
+            options.hls_min_bitrate,
         )
         if kind != "video" or not probe.has_video:
             rungs = ()
@@ -247,8 +253,9 @@ class Processor:
                 )  # fmt: skip
             else:
                 await self.tools.transcode_h264(
-                    source, container, target, probe.duration, media.size, report, room
-                )
+                    source, container, target, probe.duration, media.size, report, room,
+                    scale=_transcode_scale(probe),
+                )  # fmt: skip
 
         if plan.plan == "remux":
             extend_deadline(self.tools.limits.remux_seconds(media.size))
@@ -293,8 +300,8 @@ class Processor:
         stored: list[str] = []
         try:
             await self.tools.encode_ladder(
-                source, container, files, rungs, probe.audio_codec is not None,
-                probe.duration, media.size, report, room,
+                source, container, files, rungs, _portrait(probe),
+                probe.audio_codec is not None, probe.duration, media.size, report, room,
             )  # fmt: skip
             renditions = await _read_renditions(outputs, texts)
             for rendition, output in zip(renditions, outputs, strict=True):
@@ -407,6 +414,18 @@ class _Reporter:
             await session.commit()
         if not ours:
             raise JobLost()
+
+
+def _portrait(probe: ProbeResult) -> bool:
+    return bool(probe.width and probe.height and probe.height > probe.width)
+
+
+def _transcode_scale(probe: ProbeResult) -> str | None:
+    """The scale filter that brings a copy down to 1080p, if the original is larger."""
+    short = short_side(probe.width, probe.height)
+    if short is None or short <= TRANSCODE_MAX_SHORT_SIDE:
+        return None
+    return scale_to(TRANSCODE_MAX_SHORT_SIDE, _portrait(probe))
 
 
 def _probe_columns(probe: ProbeResult, plan: PlaybackPlan | None) -> dict[str, object]:

@@ -64,6 +64,9 @@ def make_playback_samples(directory: Path) -> PlaybackSamples:
     small = directory / "tiny.mp4"
     _ffmpeg(*_av("640x360", seconds), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
             str(small))  # fmt: skip
+    # Phones store portrait video as landscape frames turned by the display matrix.
+    portrait = directory / "VID_portrait.mp4"
+    _ffmpeg("-i", str(small), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(portrait))
     cover = directory / "cover.png"
     _ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=300x300", "-frames:v", "1", str(cover))
     song = directory / "night song.mp3"

@@ -162,6 +162,15 @@ def test_ffprobe_reads_the_adaptive_stream_over_http_with_a_token(
     assert {"h264,720", "h264,360", "aac"} <= set(result.stdout.split())
 
 
+def test_a_portrait_phone_video_is_tall_and_its_rendition_keeps_its_short_side(
+    playback_server: LiveServer, processed: Processed
+) -> None:
+    media = processed["portrait_mp4"]  # 640×360 frames, turned a quarter
+    assert (media["width"], media["height"]) == (360, 640)
+    (variant,) = _master(playback_server, media)
+    assert variant["RESOLUTION"] == "360x640"  # "360p": the short side, never upscaled
+
+
 def test_each_rendition_is_a_step_with_live_progress(processed: Processed) -> None:
     ladder = [progress for step, progress in processed.steps if step == "renditions 720p+360p"]
     assert len(set(ladder)) >= 2, processed.steps

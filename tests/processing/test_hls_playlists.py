@@ -10,7 +10,7 @@ from app.processing.hls import (
     render_master_playlist,
     render_media_playlist,
 )
-from app.processing.ladder import ladder_for
+from app.processing.ladder import ladder_for, scale_to, short_side
 
 FFMPEG_PLAYLIST = """#EXTM3U
 #EXT-X-VERSION:7
@@ -96,3 +96,13 @@ def test_the_ladder_never_upscales_nor_exceeds_the_source() -> None:
     assert ladder_for(heights, 1080, 2_000_000, 3_000_000) == ()  # streams well as it is
     assert ladder_for((), 1080, 20_000_000, 0) == ()
     assert ladder_for(heights, 240, 20_000_000, 0) == ()  # smaller than every rung
+
+
+def test_a_rung_is_the_short_side_so_portrait_video_keeps_its_detail() -> None:
+    # A portrait 1080×1920 phone video is "1080p": every rung fits.
+    assert short_side(1080, 1920) == 1080
+    assert [r.height for r in ladder_for((1080, 720), short_side(1080, 1920), 9_000_000, 0)] == [
+        1080, 720
+    ]  # fmt: skip
+    assert scale_to(720, portrait=True) == "scale=720:-2"
+    assert scale_to(720, portrait=False) == "scale=-2:720"
