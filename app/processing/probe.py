@@ -145,7 +145,7 @@ def parse_picture_facts(output: str) -> PictureFacts:
     if make and model and model.lower().startswith(make.split()[0].lower()):
         camera: str | None = model
     else:
-        camera = " ".join(part for part in (make, model) if part) or None
+        camera = _text(" ".join(part for part in (make, model) if part))
     taken = None
     for key in ("DateTimeOriginal", "DateTimeDigitized", "DateTime"):
         found = _EXIF_DATE.match(_text(tags.get(key)) or "")

@@ -20,10 +20,15 @@ def playback_samples(tmp_path_factory: pytest.TempPathFactory) -> PlaybackSample
 @pytest.fixture(scope="session")
 def playback_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Defaults, except a two-step ladder for every video (the 720p clip gets 720p and 360p,
-    a 360p clip 360p, the 240p clips none, being below both rungs)."""
+    a 360p clip 360p, the 240p clips none, being below both rungs), and a pixel limit just
+    above 720p's."""
     root = tmp_path_factory.mktemp("playback-server")
     settings = Settings(
-        _env_file=None, media_dir=root / "media", hls_ladder="720,360", hls_min_bitrate=0
+        _env_file=None,
+        media_dir=root / "media",
+        hls_ladder="720,360",
+        hls_min_bitrate=0,
+        processing_max_pixels=1_000_000,
     )
     server = start_server(settings, root / "server.log")
     yield server

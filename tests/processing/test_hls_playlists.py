@@ -106,3 +106,12 @@ def test_a_rung_is_the_short_side_so_portrait_video_keeps_its_detail() -> None:
     ]  # fmt: skip
     assert scale_to(720, portrait=True) == "scale=720:-2"
     assert scale_to(720, portrait=False) == "scale=-2:720"
+
+
+def test_frames_microseconds_apart_claim_no_absurd_rate_and_a_usable_target() -> None:
+    text = FFMPEG_PLAYLIST.replace("#EXT-X-TARGETDURATION:4", "#EXT-X-TARGETDURATION:0")
+    text = text.replace("#EXTINF:4.000000,", "#EXTINF:0.000002,")
+    playlist = parse_media_playlist(text, SIZE)
+    assert playlist.target_duration >= 1  # players refuse 0
+    assert playlist.peak_bandwidth() <= 1_000_000 * 8 / 0.1  # the bytes over 100 ms at most
+    assert "#EXT-X-TARGETDURATION:1\n" in playlist.template()

@@ -51,3 +51,9 @@ def test_a_quarter_turned_phone_video_is_as_tall_as_it_is_shown() -> None:
     assert size({"tags": {"rotate": "270"}}) == (1080, 1920)
     assert size({"side_data_list": [{"rotation": 180}]}) == (1920, 1080)
     assert size({}) == (1920, 1080)
+
+
+def test_a_camera_name_never_outgrows_its_column() -> None:
+    tags = {"Make": "M" * 255, "Model": "X" * 30_000}
+    camera, _ = parse_picture_facts(json.dumps({"frames": [{"tags": tags}]}))
+    assert camera is not None and len(camera) == 255
