@@ -55,7 +55,10 @@ class Processed(dict[str, dict[str, Any]]):
 @pytest.fixture(scope="session")
 def processed(playback_server: LiveServer, playback_samples: PlaybackSamples) -> Processed:
     """Every sample uploaded at once, then followed until processed."""
-    names = ("obs_mkv", "iphone_mov", "ac3_mkv", "clip_720p", "song_mp3", "photo_jpg", "wide_png")
+    names = (
+        "obs_mkv", "iphone_mov", "ac3_mkv", "clip_720p", "portrait_mp4", "song_mp3",
+        "big_cover_mp3", "song_m4a", "song_flac", "photo_jpg", "wide_png",
+    )  # fmt: skip
     uploaded = {
         name: upload_file(playback_server, getattr(playback_samples, name)) for name in names
     }

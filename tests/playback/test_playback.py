@@ -217,6 +217,26 @@ def test_mp3_cover_art_becomes_the_thumbnail_and_its_tags_are_shown(
     assert 'id="media-cover"' in page and "The Owls" in page
 
 
+def test_a_cover_too_large_to_decode_costs_the_song_its_picture_only(
+    processed: Processed,
+) -> None:
+    media = processed["big_cover_mp3"]
+    assert media["processing"]["state"] == "done", media["processing"]
+    assert media["duration"] and media["tags"]["artist"] == "The Giants"
+    assert media["thumbnail_url"] is None and media["playback"]["plan"] == "original"
+
+
+def test_mp4_and_flac_cover_art_become_thumbnails_too(
+    playback_server: LiveServer, processed: Processed
+) -> None:
+    for name in ("song_m4a", "song_flac"):
+        media = processed[name]
+        assert media["kind"] == "audio" and media["processing"]["state"] == "done", media
+        assert media["tags"]["artist"] == "The Larks"
+        with playback_server.client() as client:
+            assert client.get(media["thumbnail_url"]).content[:3] == b"\xff\xd8\xff"
+
+
 def test_image_pages_show_image_facts_and_a_scaled_copy(
     playback_server: LiveServer, processed: Processed, tmp_path: Path
 ) -> None:
