@@ -135,8 +135,8 @@ class Rendition(Base):
     )
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    bandwidth: Mapped[int] = mapped_column(Integer)  # peak segment bits per second
-    average_bandwidth: Mapped[int] = mapped_column(Integer)
+    bandwidth: Mapped[int] = mapped_column(BigInteger)  # peak segment bits per second
+    average_bandwidth: Mapped[int] = mapped_column(BigInteger)
     codecs: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
     # The media playlist with ``{uri}`` where the file's URL goes (see ``processing.hls``).

@@ -199,14 +199,21 @@ async def update_media(
     return media
 
 
-async def delete_media(session: AsyncSession, media_id: str) -> Media:
-    """Remove a media from the catalog; returns the row so the caller can delete its bytes.
-    Of two concurrent deletes, one gets ``MediaNotFound``."""
+async def delete_media(session: AsyncSession, media_id: str) -> tuple[Media, list[str]]:
+    """Remove a media from the catalog; returns the row and its renditions' keys, so the
+    caller can delete its bytes. Of two concurrent deletes, one gets ``MediaNotFound``.
+
+    The row is locked first (PostgreSQL): renditions being catalogued meanwhile either
+    committed before, and their keys are read here, or wait and then find no media."""
+    await session.execute(select(Media.id).where(Media.id == media_id).with_for_update())
     media = await get_media(session, media_id)
+    renditions = list(
+        await session.scalars(select(Rendition.storage_key).where(Rendition.media_id == media_id))
+    )
     result = await session.execute(delete(Media).where(Media.id == media_id))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise MediaNotFound()
-    return media
+    return media, renditions
 
 
 async def find_by_sha256(session: AsyncSession, sha256: str) -> Media | None:

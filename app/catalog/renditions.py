@@ -24,7 +24,10 @@ async def replace_renditions(
 ) -> list[str] | None:
     """Make ``renditions`` the media's only ones; the storage keys of those they replace, or
     None when the media is gone (the caller then deletes the new files)."""
-    if await session.scalar(select(Media.id).where(Media.id == media_id)) is None:
+    # Locked (PostgreSQL) so that a delete running now either sees these renditions or is
+    # seen to have happened (see ``queries.delete_media``).
+    locked = select(Media.id).where(Media.id == media_id).with_for_update()
+    if await session.scalar(locked) is None:
         return None
     old = list(
         await session.scalars(select(Rendition.storage_key).where(Rendition.media_id == media_id))

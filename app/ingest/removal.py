@@ -29,15 +29,14 @@ async def remove_media(
     that may refuse, a record of who deleted it).
     """
 
-    async def delete_row(session: AsyncSession) -> Media:
+    async def delete_row(session: AsyncSession) -> tuple[Media, list[str]]:
         if before_delete is not None:
             await before_delete(session)
         return await catalog.delete_media(session, media_id)
 
-    media = await write_with_room(sessionmaker, ballast, delete_row)
+    media, renditions = await write_with_room(sessionmaker, ballast, delete_row)
     media_facts.forget(media_id)
     derived = (media.poster_key, media.thumbnail_key, media.playback_key)
-    renditions = [rendition.storage_key for rendition in media.renditions]
     for key in (media.storage_key, *derived, *renditions):
         if key:
             await storage.delete(key)

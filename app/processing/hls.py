@@ -75,8 +75,13 @@ class MediaPlaylist:
         return "\n".join(lines) + "\n"
 
 
+# Segments are never shorter than this for a bit rate: two frames a microsecond apart would
+# claim terabits per second, which no player could use to choose.
+_MIN_RATE_SECONDS = 0.1
+
+
 def _bits_per_second(length: int, duration: float) -> int:
-    return round(length * 8 / duration) if duration > 0 else 0
+    return max(1, round(length * 8 / max(duration, _MIN_RATE_SECONDS)))
 
 
 def parse_media_playlist(text: str, file_size: int) -> MediaPlaylist:
@@ -104,6 +109,9 @@ def parse_media_playlist(text: str, file_size: int) -> MediaPlaylist:
             duration = byterange = None
     if target is None or init is None or not segments:
         raise PlaylistError("not a single-file fMP4 media playlist")
+    # RFC 8216 §4.3.3.1: at least each segment's duration rounded; a video of a frame or two
+    # makes ffmpeg write 0, which players refuse.
+    target = max(1, target, *(round(segment.duration) for segment in segments))
     return MediaPlaylist(target, init[0], init[1], tuple(segments))
 
 

@@ -1,7 +1,8 @@
 """The HLS ladder of a video: which heights, at which bit rates. Pure.
 
 Renditions are never upscaled and never given more bits than the source has; a video gets
-adaptive streaming only when it is big enough for a slow link to stall on it.
+adaptive streaming only when it is big enough for a slow link to stall on it. A rung's
+"height" is the picture's short side, as "1080p" means for a portrait phone video too.
 """
 
 from dataclasses import dataclass
@@ -19,8 +20,19 @@ _MIN_VIDEO_BITS = 150_000
 class Rung:
     """One rendition to encode."""
 
-    height: int
+    height: int  # the short side
     video_bits: int  # the cap (-maxrate); quality-based encoding may use less
+
+
+def short_side(width: int | None, height: int | None) -> int | None:
+    """The picture's short side (what "1080p" counts), if both sides are known."""
+    return min(width, height) if width and height else None
+
+
+def scale_to(short: int, portrait: bool) -> str:
+    """An ffmpeg scale filter that makes the short side ``short`` pixels, keeping the
+    aspect ratio with an even long side (H.264 with 4:2:0 needs even sides)."""
+    return f"scale={short}:-2" if portrait else f"scale=-2:{short}"
 
 
 def ladder_for(
@@ -29,8 +41,9 @@ def ladder_for(
     source_bits: int | None,
     min_source_bits: int,
 ) -> tuple[Rung, ...]:
-    """The rungs to make for a source of this height and bit rate: none when the source is
-    below ``min_source_bits`` (it streams well as it is) or no rung fits under it."""
+    """The rungs to make for a source of this short side (``source_height``) and bit rate:
+    none when the source is below ``min_source_bits`` (it streams well as it is) or no rung
+    fits under it."""
     if not heights or not source_height or (source_bits or 0) < min_source_bits:
         return ()
     video_bits_available = max(_MIN_VIDEO_BITS, (source_bits or 0) - _AUDIO_BITS)

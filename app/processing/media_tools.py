@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from app.processing.containers import Container, input_arguments
-from app.processing.ladder import Rung
+from app.processing.ladder import Rung, scale_to
 from app.processing.limits import ProcessingLimits
 from app.processing.probe import (
     PictureFacts,
@@ -106,6 +106,9 @@ class MediaTools:
              "-show_streams", *self._input(container, path)],
             self.limits.probe_seconds,
             max_output_bytes=_MAX_PROBE_OUTPUT_BYTES,
+            # Only a picture is refused for its size here: an audio or video file may carry
+            # an oversized cover, which costs it the cover alone (see ``extract_frame``).
+            refuse_large_pictures=container.is_image,
         )  # fmt: skip
         return parse_ffprobe(output.decode("utf-8", errors="replace"))
 
@@ -123,16 +126,28 @@ class MediaTools:
         return parse_picture_facts(output.decode("utf-8", errors="replace"))
 
     async def extract_frame(
-        self, source: Path, container: Container, target: Path, at: float | None, max_width: int
+        self,
+        source: Path,
+        container: Container,
+        target: Path,
+        at: float | None,
+        max_width: int,
+        *,
+        cover: bool = False,
     ) -> None:
         """A JPEG of the most representative of a few frames from ``at`` seconds on (None: the
-        first picture, as for cover art, which a seek would skip)."""
+        first picture, as for cover art, which a seek would skip); of the video stream, or with
+        ``cover`` of the attached picture (never the one for the other)."""
         assert self.ffmpeg is not None
         scale = f"scale='min({max_width},iw)':-2"
         seek = [] if container.is_image or at is None else ["-ss", f"{at:.3f}"]
+        # 0:V is video proper, attached pictures excluded; ffmpeg's own choice would be the
+        # largest picture, which may be an oversized cover rather than the video.
+        stream = "0:v:0" if cover or container.is_image else "0:V:0"
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *seek, *self._input(container, source),
-             "-vf", f"thumbnail=12,{scale}", "-frames:v", "1", "-q:v", "3", "-f", "image2",
+             "-map", stream, "-vf", f"thumbnail=12,{scale}", "-frames:v", "1", "-q:v", "3",
+             "-f", "image2",
              "-c:v", "mjpeg", f"file:{target}"],
             self.limits.frame_seconds,
             max_file_bytes=_MAX_FRAME_FILE_BYTES,
@@ -176,15 +191,18 @@ class MediaTools:
         size: int,
         on_progress: ProgressCallback,
         max_file_bytes: int,
+        scale: str | None = None,
     ) -> None:
         """An H.264/AAC MP4 that every browser plays (AAC in MP4 alone for audio files),
-        index first, of at most ``max_file_bytes`` (the room left above the disk's reserve)."""
+        index first, of at most ``max_file_bytes`` (the room left above the disk's reserve);
+        ``scale``, a filter that makes the picture smaller."""
         assert self.ffmpeg is not None
+        resize = ["-vf", scale] if scale else []
         await self._run(
             [self.ffmpeg, "-nostdin", "-v", "warning", "-y", *self._input(container, source),
              # vfr: timestamps kept as they are, never gaps filled with copies of frames
              # (a file with frames a day apart would make a billion).
-             "-map", "0:V:0?", "-map", "0:a:0?", "-fps_mode", "vfr",
+             "-map", "0:V:0?", "-map", "0:a:0?", "-fps_mode", "vfr", *resize,
              "-c:v", "libx264", "-preset", "veryfast",
              "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k",
              "-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-nostats",
@@ -200,6 +218,7 @@ class MediaTools:
         container: Container,
         outputs: LadderFiles,
         rungs: Sequence[Rung],
+        portrait: bool,
         has_audio: bool,
         duration: float | None,
         size: int,
@@ -212,7 +231,8 @@ class MediaTools:
         assert self.ffmpeg is not None
         count = len(rungs)
         chains = ";".join(
-            f"[s{i}]scale=-2:{rung.height},format=yuv420p[v{i}]" for i, rung in enumerate(rungs)
+            f"[s{i}]{scale_to(rung.height, portrait)},format=yuv420p[v{i}]"
+            for i, rung in enumerate(rungs)
         )
         graph = f"[0:V:0]split={count}{''.join(f'[s{i}]' for i in range(count))};{chains}"
         maps: list[str] = []
@@ -249,6 +269,7 @@ class MediaTools:
         max_output_bytes: int = 0,
         max_file_bytes: int | None = None,
         progress: tuple[float | None, ProgressCallback] | None = None,
+        refuse_large_pictures: bool = True,
     ) -> bytes:
         """Run one tool to its end within ``seconds``; its standard output (at most
         ``max_output_bytes``, or progress lines handed to ``progress``)."""
@@ -281,7 +302,7 @@ class MediaTools:
             await _kill(process, stderr_task)
             raise
         refusal = pixel_limit_refusal(stderr.tail, self.limits.max_pixels)
-        if refusal is not None:
+        if refusal is not None and refuse_large_pictures:
             raise ImageTooLarge(refusal)
         if process.returncode != 0:
             # The whole story, paths included, for the operator; the media page gets less.

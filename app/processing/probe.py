@@ -51,11 +51,17 @@ def parse_ffprobe(output: str) -> ProbeResult:
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     tags = _tags(fmt, audio)
+    width = _positive_int((video or {}).get("width"))
+    height = _positive_int((video or {}).get("height"))
+    if _quarter_turned(video or {}):
+        # Phones store portrait video as landscape frames and a rotation; players (and
+        # ffmpeg, which turns frames as it decodes) show it turned: so do we.
+        width, height = height, width
     return ProbeResult(
         duration=_positive_float(fmt.get("duration"))
         or _positive_float((video or {}).get("duration")),
-        width=_positive_int((video or {}).get("width")),
-        height=_positive_int((video or {}).get("height")),
+        width=width,
+        height=height,
         video_codec=(video or {}).get("codec_name"),
         audio_codec=(audio or {}).get("codec_name"),
         bitrate=_positive_int(fmt.get("bit_rate")),
@@ -73,6 +79,21 @@ def parse_ffprobe(output: str) -> ProbeResult:
         tag_artist=tags.get("artist") or tags.get("album_artist"),
         tag_album=tags.get("album"),
     )
+
+
+def _quarter_turned(video: dict[str, Any]) -> bool:
+    """Whether the stream's display matrix (or an old ``rotate`` tag) turns it by 90°."""
+    rotations = [
+        side.get("rotation") for side in video.get("side_data_list") or [] if isinstance(side, dict)
+    ]
+    rotations.append((video.get("tags") or {}).get("rotate"))
+    for rotation in rotations:
+        try:
+            if round(float(rotation)) % 180 == 90:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False
 
 
 # Longest tag kept: a title, an artist, an album.
@@ -124,7 +145,7 @@ def parse_picture_facts(output: str) -> PictureFacts:
     if make and model and model.lower().startswith(make.split()[0].lower()):
         camera: str | None = model
     else:
-        camera = " ".join(part for part in (make, model) if part) or None
+        camera = _text(" ".join(part for part in (make, model) if part))
     taken = None
     for key in ("DateTimeOriginal", "DateTimeDigitized", "DateTime"):
         found = _EXIF_DATE.match(_text(tags.get(key)) or "")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 from sqlalchemy import update
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.facts import MediaFactsCache
@@ -29,7 +30,7 @@ from app.processing.hls import (
     master_variant_facts,
     parse_media_playlist,
 )
-from app.processing.ladder import Rung, ladder_for
+from app.processing.ladder import Rung, ladder_for, scale_to, short_side
 from app.processing.media_tools import ImageTooLarge, LadderFiles, MediaTools, ToolFailed
 from app.processing.playback_plan import PlaybackOptions, PlaybackPlan, plan_playback
 from app.processing.probe import ProbeResult, poster_time, scrub_paths
@@ -42,6 +43,9 @@ logger = logging.getLogger("streamport.processing")
 POSTER_WIDTH = 1280
 # What an image's page shows instead of the original (which may be 16,000 pixels across).
 IMAGE_VIEW_WIDTH = 2048
+# A transcoded copy is at most 1080p: a 4K H.264 copy would cost four times the encoding and
+# the disk, and players that want more get the original (or the HLS ladder) anyway.
+TRANSCODE_MAX_SHORT_SIDE = 1080
 THUMBNAIL_WIDTH = 480
 _REPORT_INTERVAL_SECONDS = 0.5
 # Enough of a file's start to tell its container.
@@ -103,6 +107,9 @@ class Processor:
             state, error = "failed", scrub_paths(f"{type(exc).__name__}: {exc.strerror or exc}")
         except StreamportError as exc:  # storage unavailable, scratch disk full
             state, error = "failed", exc.detail
+        except DataError as exc:  # a value the catalog's column cannot hold
+            logger.warning("job %s: %r", job.id, exc)
+            state, error = "failed", "the catalog could not store what processing found"
         async with self.sessionmaker() as session:
             await jobs.finish(session, job.id, self.worker, state, error)
             await session.commit()
@@ -139,7 +146,7 @@ class Processor:
             try:
                 await self._process_file(media, kind, source, container, progress, extend_deadline)
             except ImageTooLarge as exc:
-                raise Skip(f"not processed: {exc}") from None
+                raise Skip(str(exc)) from None
         return "done", None
 
     async def _process_file(
@@ -162,9 +169,9 @@ class Processor:
         if kind == "video" and probe.has_video:
             await progress("poster", 0.05)
             await self._pictures(media, source, container, poster_time(probe.duration))
-        elif kind == "audio" and probe.has_cover:
+        elif probe.has_cover:
             await progress("poster", 0.05)
-            await self._pictures(media, source, container, None)
+            await self._cover(media, source, container)
         elif kind == "image":
             await progress("poster", 0.05)
             facts = await self.tools.picture_facts(source, container)
@@ -174,7 +181,10 @@ class Processor:
         copy = plan is not None and self.playback.makes_copy(plan)
         options = self.playback
         rungs = ladder_for(
-            options.hls_heights, probe.height, probe.bitrate, options.hls_min_bitrate
+            options.hls_heights,
+            short_side(probe.width, probe.height),
+            probe.bitrate,
+            options.hls_min_bitrate,
         )
         if kind != "video" or not probe.has_video:
             rungs = ()
@@ -184,10 +194,11 @@ class Processor:
             await self._playable_copy(media, source, container, probe, plan, progress,
                                       extend_deadline)  # fmt: skip
         if rungs:
-            extend_deadline(
-                self.tools.limits.transcode_seconds(probe.duration, media.size) * len(rungs)
-            )
             async with self._encoding:
+                # Counted from here: waiting for the encoder is no part of this job's time.
+                extend_deadline(
+                    self.tools.limits.transcode_seconds(probe.duration, media.size) * len(rungs)
+                )
                 await self._renditions(media, source, container, probe, rungs, progress)
 
     async def _pictures(
@@ -197,20 +208,31 @@ class Processor:
         container: Container,
         at: float | None,
         poster_width: int = POSTER_WIDTH,
+        cover: bool = False,
     ) -> None:
         """The poster (for images: the scaled copy the page shows) and the thumbnail."""
-        poster = await self._frame(source, container, at, poster_width)
-        thumbnail = await self._frame(source, container, at, THUMBNAIL_WIDTH)
+        poster = await self._frame(source, container, at, poster_width, cover)
+        thumbnail = await self._frame(source, container, at, THUMBNAIL_WIDTH, cover)
         await self._update_media(
             media.id, replaced_keys=(media.poster_key, media.thumbnail_key),
             poster_key=poster, thumbnail_key=thumbnail,
         )  # fmt: skip
 
-    async def _frame(self, source: Path, container: Container, at: float | None, width: int) -> str:
+    async def _cover(self, media: Media, source: Path, container: Container) -> None:
+        """An audio file's cover art as its poster and thumbnail. A cover that cannot be
+        read (too many pixels, broken) costs the media its picture, nothing else."""
+        try:
+            await self._pictures(media, source, container, None, cover=True)
+        except ToolFailed as exc:
+            logger.info("media %s: cover art not used: %s", media.id, exc)
+
+    async def _frame(
+        self, source: Path, container: Container, at: float | None, width: int, cover: bool
+    ) -> str:
         """A poster or thumbnail from ``at`` seconds in; never an empty file."""
 
         async def produce(target: Path) -> None:
-            await self.tools.extract_frame(source, container, target, at, width)
+            await self.tools.extract_frame(source, container, target, at, width, cover=cover)
             if await _size(target) == 0 and at:
                 # ffmpeg exits 0 having written nothing when no frame follows ``at`` (a
                 # video track shorter than the audio the duration comes from): try the start.
@@ -247,15 +269,16 @@ class Processor:
                 )  # fmt: skip
             else:
                 await self.tools.transcode_h264(
-                    source, container, target, probe.duration, media.size, report, room
-                )
+                    source, container, target, probe.duration, media.size, report, room,
+                    scale=_transcode_scale(probe),
+                )  # fmt: skip
 
         if plan.plan == "remux":
             extend_deadline(self.tools.limits.remux_seconds(media.size))
             key = await self._derive(produce)
         else:
-            extend_deadline(self.tools.limits.transcode_seconds(probe.duration, media.size))
             async with self._encoding:
+                extend_deadline(self.tools.limits.transcode_seconds(probe.duration, media.size))
                 key = await self._derive(produce)
         codecs = await self._codecs_of(key)
         await self._update_media(
@@ -291,27 +314,31 @@ class Processor:
         texts = [await scratch.open_partial(token=files.token("p", i)) for i in range(count)]
         texts.append(await scratch.open_partial(token=files.token("m")))
         stored: list[str] = []
+        catalogued = False
         try:
+            # Each output file is bounded; together they stay within the room.
             await self.tools.encode_ladder(
-                source, container, files, rungs, probe.audio_codec is not None,
-                probe.duration, media.size, report, room,
+                source, container, files, rungs, _portrait(probe),
+                probe.audio_codec is not None, probe.duration, media.size, report,
+                room // count,
             )  # fmt: skip
             renditions = await _read_renditions(outputs, texts)
             for rendition, output in zip(renditions, outputs, strict=True):
                 rendition.storage_key = await self.storage.store_scratch(output)
                 stored.append(rendition.storage_key)
+            async with self.sessionmaker() as session:
+                old = await replace_renditions(session, media.id, renditions)
+                await session.commit()
+                catalogued = old is not None
+            if old is None:
+                raise JobLost()
         except BaseException:
-            await _delete_all(self.storage, stored)
+            if not catalogued:
+                await _delete_all(self.storage, stored)
             raise
         finally:
             for partial in outputs + texts:
                 await partial.discard()  # those stored are gone from scratch already
-        async with self.sessionmaker() as session:
-            old = await replace_renditions(session, media.id, renditions)
-            await session.commit()
-        if old is None:
-            await _delete_all(self.storage, stored)
-            raise JobLost()
         self.media_facts.forget(media.id)
         for key in old:
             self._delete_later(key)
@@ -407,6 +434,18 @@ class _Reporter:
             await session.commit()
         if not ours:
             raise JobLost()
+
+
+def _portrait(probe: ProbeResult) -> bool:
+    return bool(probe.width and probe.height and probe.height > probe.width)
+
+
+def _transcode_scale(probe: ProbeResult) -> str | None:
+    """The scale filter that brings a copy down to 1080p, if the original is larger."""
+    short = short_side(probe.width, probe.height)
+    if short is None or short <= TRANSCODE_MAX_SHORT_SIDE:
+        return None
+    return scale_to(TRANSCODE_MAX_SHORT_SIDE, _portrait(probe))
 
 
 def _probe_columns(probe: ProbeResult, plan: PlaybackPlan | None) -> dict[str, object]:

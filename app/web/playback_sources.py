@@ -36,7 +36,10 @@ def playback_sources(facts: PlaybackFacts, stream_url: str, copy_url: str | None
         Source(copy_url, _with_codecs(f"{main}/mp4", facts.playback_codecs)) if copy_url else None
     )
     original = Source(stream_url, _original_type(facts, main))
-    if facts.playback_plan in (None, "original"):
+    if facts.playback_plan is None:
+        # Processed before plans existed: a copy, if one was made, was made to be played.
+        return [copy] if copy else [original]
+    if facts.playback_plan == "original":
         return [original]
     if offers_original(facts.video_codec, facts.container):
         return [original, copy] if copy else [original]

@@ -20,10 +20,15 @@ def playback_samples(tmp_path_factory: pytest.TempPathFactory) -> PlaybackSample
 @pytest.fixture(scope="session")
 def playback_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Defaults, except a two-step ladder for every video (the 720p clip gets 720p and 360p,
-    a 360p clip 360p, the 240p clips none, being below both rungs)."""
+    a 360p clip 360p, the 240p clips none, being below both rungs), and a pixel limit just
+    above 720p's."""
     root = tmp_path_factory.mktemp("playback-server")
     settings = Settings(
-        _env_file=None, media_dir=root / "media", hls_ladder="720,360", hls_min_bitrate=0
+        _env_file=None,
+        media_dir=root / "media",
+        hls_ladder="720,360",
+        hls_min_bitrate=0,
+        processing_max_pixels=1_000_000,
     )
     server = start_server(settings, root / "server.log")
     yield server
@@ -50,7 +55,10 @@ class Processed(dict[str, dict[str, Any]]):
 @pytest.fixture(scope="session")
 def processed(playback_server: LiveServer, playback_samples: PlaybackSamples) -> Processed:
     """Every sample uploaded at once, then followed until processed."""
-    names = ("obs_mkv", "iphone_mov", "ac3_mkv", "clip_720p", "song_mp3", "photo_jpg", "wide_png")
+    names = (
+        "obs_mkv", "iphone_mov", "ac3_mkv", "clip_720p", "portrait_mp4", "song_mp3",
+        "big_cover_mp3", "song_m4a", "song_flac", "photo_jpg", "wide_png",
+    )  # fmt: skip
     uploaded = {
         name: upload_file(playback_server, getattr(playback_samples, name)) for name in names
     }

@@ -21,7 +21,11 @@ class PlaybackSamples:
     ac3_mkv: Path
     clip_720p: Path
     small_mp4: Path
+    portrait_mp4: Path
     song_mp3: Path
+    big_cover_mp3: Path
+    song_m4a: Path
+    song_flac: Path
     photo_jpg: Path
     wide_png: Path
 
@@ -64,6 +68,9 @@ def make_playback_samples(directory: Path) -> PlaybackSamples:
     small = directory / "tiny.mp4"
     _ffmpeg(*_av("640x360", seconds), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
             str(small))  # fmt: skip
+    # Phones store portrait video as landscape frames turned by the display matrix.
+    portrait = directory / "VID_portrait.mp4"
+    _ffmpeg("-i", str(small), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(portrait))
     cover = directory / "cover.png"
     _ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=300x300", "-frames:v", "1", str(cover))
     song = directory / "night song.mp3"
@@ -71,6 +78,22 @@ def make_playback_samples(directory: Path) -> PlaybackSamples:
             "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-c:v", "png",
             "-disposition:v", "attached_pic", "-metadata", "title=Night Song",
             "-metadata", "artist=The Owls", "-metadata", "album=Dusk", str(song))  # fmt: skip
+    # A cover of more pixels than the playback server's limit (1.2 MP > 1 MP).
+    big_cover = directory / "big cover.png"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1200x1000", "-frames:v", "1", str(big_cover))
+    big = directory / "big cover.mp3"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=260:duration=2", "-i", str(big_cover),
+            "-map", "0:a", "-map", "1:v", "-c:a", "libmp3lame", "-c:v", "png",
+            "-disposition:v", "attached_pic", "-metadata", "artist=The Giants",
+            str(big))  # fmt: skip
+    # The same cover as MP4's covr atom and as a FLAC picture block.
+    m4a = directory / "dawn chorus.m4a"
+    flac = directory / "dawn chorus.flac"
+    for target, codec in ((m4a, "aac"), (flac, "flac")):
+        _ffmpeg("-f", "lavfi", "-i", "sine=frequency=330:duration=2", "-i", str(cover),
+                "-map", "0:a", "-map", "1:v", "-c:a", codec, "-c:v", "png",
+                "-disposition:v", "attached_pic", "-metadata", "artist=The Larks",
+                str(target))  # fmt: skip
     plain = directory / "plain.jpg"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x480", "-frames:v", "1", str(plain))
     photo = directory / "IMG_1234.jpg"
@@ -80,7 +103,9 @@ def make_playback_samples(directory: Path) -> PlaybackSamples:
     )
     wide = directory / "panorama.png"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=3000x200", "-frames:v", "1", str(wide))
-    return PlaybackSamples(obs, iphone, hevc_mkv, ac3, clip, small, song, photo, wide)
+    return PlaybackSamples(
+        obs, iphone, hevc_mkv, ac3, clip, small, portrait, song, big, m4a, flac, photo, wide
+    )
 
 
 def exif_segment(make: str, model: str, taken: str) -> bytes:

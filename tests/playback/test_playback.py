@@ -162,6 +162,15 @@ def test_ffprobe_reads_the_adaptive_stream_over_http_with_a_token(
     assert {"h264,720", "h264,360", "aac"} <= set(result.stdout.split())
 
 
+def test_a_portrait_phone_video_is_tall_and_its_rendition_keeps_its_short_side(
+    playback_server: LiveServer, processed: Processed
+) -> None:
+    media = processed["portrait_mp4"]  # 640×360 frames, turned a quarter
+    assert (media["width"], media["height"]) == (360, 640)
+    (variant,) = _master(playback_server, media)
+    assert variant["RESOLUTION"] == "360x640"  # "360p": the short side, never upscaled
+
+
 def test_each_rendition_is_a_step_with_live_progress(processed: Processed) -> None:
     ladder = [progress for step, progress in processed.steps if step == "renditions 720p+360p"]
     assert len(set(ladder)) >= 2, processed.steps
@@ -206,6 +215,26 @@ def test_mp3_cover_art_becomes_the_thumbnail_and_its_tags_are_shown(
         assert thumbnail.content[:3] == b"\xff\xd8\xff"
         page = client.get(media["page_url"]).text
     assert 'id="media-cover"' in page and "The Owls" in page
+
+
+def test_a_cover_too_large_to_decode_costs_the_song_its_picture_only(
+    processed: Processed,
+) -> None:
+    media = processed["big_cover_mp3"]
+    assert media["processing"]["state"] == "done", media["processing"]
+    assert media["duration"] and media["tags"]["artist"] == "The Giants"
+    assert media["thumbnail_url"] is None and media["playback"]["plan"] == "original"
+
+
+def test_mp4_and_flac_cover_art_become_thumbnails_too(
+    playback_server: LiveServer, processed: Processed
+) -> None:
+    for name in ("song_m4a", "song_flac"):
+        media = processed[name]
+        assert media["kind"] == "audio" and media["processing"]["state"] == "done", media
+        assert media["tags"]["artist"] == "The Larks"
+        with playback_server.client() as client:
+            assert client.get(media["thumbnail_url"]).content[:3] == b"\xff\xd8\xff"
 
 
 def test_image_pages_show_image_facts_and_a_scaled_copy(

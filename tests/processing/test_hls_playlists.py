@@ -10,7 +10,7 @@ from app.processing.hls import (
     render_master_playlist,
     render_media_playlist,
 )
-from app.processing.ladder import ladder_for
+from app.processing.ladder import ladder_for, scale_to, short_side
 
 FFMPEG_PLAYLIST = """#EXTM3U
 #EXT-X-VERSION:7
@@ -96,3 +96,22 @@ def test_the_ladder_never_upscales_nor_exceeds_the_source() -> None:
     assert ladder_for(heights, 1080, 2_000_000, 3_000_000) == ()  # streams well as it is
     assert ladder_for((), 1080, 20_000_000, 0) == ()
     assert ladder_for(heights, 240, 20_000_000, 0) == ()  # smaller than every rung
+
+
+def test_a_rung_is_the_short_side_so_portrait_video_keeps_its_detail() -> None:
+    # A portrait 1080×1920 phone video is "1080p": every rung fits.
+    assert short_side(1080, 1920) == 1080
+    assert [r.height for r in ladder_for((1080, 720), short_side(1080, 1920), 9_000_000, 0)] == [
+        1080, 720
+    ]  # fmt: skip
+    assert scale_to(720, portrait=True) == "scale=720:-2"
+    assert scale_to(720, portrait=False) == "scale=-2:720"
+
+
+def test_frames_microseconds_apart_claim_no_absurd_rate_and_a_usable_target() -> None:
+    text = FFMPEG_PLAYLIST.replace("#EXT-X-TARGETDURATION:4", "#EXT-X-TARGETDURATION:0")
+    text = text.replace("#EXTINF:4.000000,", "#EXTINF:0.000002,")
+    playlist = parse_media_playlist(text, SIZE)
+    assert playlist.target_duration >= 1  # players refuse 0
+    assert playlist.peak_bandwidth() <= 1_000_000 * 8 / 0.1  # the bytes over 100 ms at most
+    assert "#EXT-X-TARGETDURATION:1\n" in playlist.template()

@@ -39,3 +39,21 @@ def test_exif_gives_the_camera_once_and_the_time_taken() -> None:
     assert facts({"Make": "Apple", "Model": "iPhone 15"}) == ("Apple iPhone 15", None)
     assert facts({"DateTime": "0000:00:00 00:00:00"}) == (None, None)
     assert tuple(parse_picture_facts(json.dumps({"frames": []}))) == (None, None)
+
+
+def test_a_quarter_turned_phone_video_is_as_tall_as_it_is_shown() -> None:
+    def size(video: dict[str, object]) -> tuple[int | None, int | None]:
+        stream = {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080}
+        probe = parse_ffprobe(json.dumps({"format": {}, "streams": [{**stream, **video}]}))
+        return probe.width, probe.height
+
+    assert size({"side_data_list": [{"rotation": -90}]}) == (1080, 1920)
+    assert size({"tags": {"rotate": "270"}}) == (1080, 1920)
+    assert size({"side_data_list": [{"rotation": 180}]}) == (1920, 1080)
+    assert size({}) == (1920, 1080)
+
+
+def test_a_camera_name_never_outgrows_its_column() -> None:
+    tags = {"Make": "M" * 255, "Model": "X" * 30_000}
+    camera, _ = parse_picture_facts(json.dumps({"frames": [{"tags": tags}]}))
+    assert camera is not None and len(camera) == 255

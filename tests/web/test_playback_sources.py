@@ -42,3 +42,9 @@ def test_audio_copies_are_audio_mp4_and_other_kinds_have_no_player() -> None:
     )
     assert source == ("/p", 'audio/mp4; codecs="mp4a.40.2"')
     assert playback_sources(_facts("png_pipe", "png", None, kind="image"), "/s", None) == []
+
+
+def test_media_processed_before_plans_play_their_copy_when_they_have_one() -> None:
+    sources = playback_sources(_facts("avi", "mpeg4", None, copy_codecs=None), "/s", "/p")
+    assert sources == [("/p", "video/mp4")]
+    assert [s.url for s in playback_sources(_facts(MOV, "h264", None), "/s", None)] == ["/s"]
