@@ -209,8 +209,9 @@ def test_two_nodes_share_catalog_and_bucket(
                 assert hashlib.sha256(body).hexdigest() == media["sha256"]
                 assert media["sha256"] == uploaded[index]["sha256"]
                 assert client.get(media["thumbnail_url"]).status_code == 200
-        # Each video: its bytes, a poster and a thumbnail; the image: bytes and a thumbnail.
-        expected = 4 * 3 + 2
+        # Each video: its bytes, a poster and a thumbnail; the image: its bytes, the scaled
+        # copy its page shows and a thumbnail.
+        expected = 4 * 3 + 3
         assert wait_for(lambda: len(_objects(deployment)) == expected, seconds=30)
         with nodes[1].client() as client:
             for media in finished:
