@@ -51,7 +51,8 @@
     if (canUseHlsJs()) {
       const fallbackSrc = video.currentSrc || video.getAttribute("src") || "";
       // No worker: fMP4 segments need no transmuxing, and the page's policy allows no blob: scripts.
-      hls = new window.Hls({ enableWorker: false });
+      // Capped to the player's size: a phone never fetches the 1080p rendition for a small view.
+      hls = new window.Hls({ enableWorker: false, capLevelToPlayerSize: true });
       hls.on(window.Hls.Events.MANIFEST_PARSED, (_event, data) => {
         buildMenu(data.levels);
         resume(at);

@@ -32,6 +32,7 @@ from app.processing.probe import (
     parse_picture_facts,
     pixel_limit_refusal,
     progress_from_ffmpeg,
+    too_many_pixels,
 )
 from app.storage.scratch import PARTIAL_SUFFIX
 
@@ -106,11 +107,14 @@ class MediaTools:
              "-show_streams", *self._input(container, path)],
             self.limits.probe_seconds,
             max_output_bytes=_MAX_PROBE_OUTPUT_BYTES,
-            # Only a picture is refused for its size here: an audio or video file may carry
-            # an oversized cover, which costs it the cover alone (see ``extract_frame``).
+            # An audio or video file may carry an oversized cover, which costs it the cover
+            # alone (see ``extract_frame``): only its video stream is judged, below.
             refuse_large_pictures=container.is_image,
         )  # fmt: skip
-        return parse_ffprobe(output.decode("utf-8", errors="replace"))
+        probe = parse_ffprobe(output.decode("utf-8", errors="replace"))
+        if probe.width and probe.height and probe.width * probe.height > self.limits.max_pixels:
+            raise ImageTooLarge(too_many_pixels(probe.width, probe.height, self.limits.max_pixels))
+        return probe
 
     async def picture_facts(self, path: Path, container: Container) -> PictureFacts:
         """Camera and time taken from a picture's EXIF, which ffmpeg's JPEG decoder reads
@@ -302,7 +306,8 @@ class MediaTools:
             await _kill(process, stderr_task)
             raise
         refusal = pixel_limit_refusal(stderr.tail, self.limits.max_pixels)
-        if refusal is not None and refuse_large_pictures:
+        # A tool that failed over a picture's size was refused, whatever the picture.
+        if refusal is not None and (refuse_large_pictures or process.returncode != 0):
             raise ImageTooLarge(refusal)
         if process.returncode != 0:
             # The whole story, paths included, for the operator; the media page gets less.

@@ -206,7 +206,11 @@ def pixel_limit_refusal(stderr: str, max_pixels: int) -> str | None:
     found = _PIXEL_LIMIT.search(stderr)
     if found is None:
         return None
-    width, height = int(found.group(1)), int(found.group(2))
+    return too_many_pixels(int(found.group(1)), int(found.group(2)), max_pixels)
+
+
+def too_many_pixels(width: int, height: int, max_pixels: int) -> str:
+    """Why a picture of this size is not processed."""
     return (
         f"the picture is {width:,}×{height:,} pixels, more than the limit of "
         f"{max_pixels / 1e6:g} megapixels"
