@@ -1,6 +1,8 @@
 """A throwaway PostgreSQL server for the tests: Debian's binaries, a temporary data directory,
 an unprivileged user, 127.0.0.1 only."""
 
+import asyncio
+import concurrent.futures
 import glob
 import os
 import pwd
@@ -9,6 +11,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
 
 SUPERUSER = "streamport"
 
@@ -35,14 +39,33 @@ class PostgresServer:
     template: str | None = None
 
     def create_database(self, name: str, template: str | None = None) -> None:
-        self._psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        if template and self._version() >= 15:
+            # The copy is not written to the WAL as well (as 15's default, WAL_LOG, does),
+            # which makes the hundreds of copies in a run quicker.
+            copy += " STRATEGY FILE_COPY"
+        self._execute(f'CREATE DATABASE "{name}"{copy}')
 
-    def _psql(self, sql: str) -> None:
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", "postgres",
-             "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+    def _version(self) -> int:
+        """The major version, from Debian's /usr/lib/postgresql/VERSION/bin."""
+        return int(self.bin_dir.parent.name) if self.bin_dir.parent.name.isdigit() else 0
+
+    def _execute(self, sql: str) -> None:
+        """Run one statement in the ``postgres`` database. Over asyncpg in this process, not
+        a ``psql`` process each time (which costs far more than the statement); in a thread
+        of its own, as Playwright's sync API keeps an event loop running in this one."""
+
+        async def run() -> None:
+            connection = await asyncpg.connect(
+                host="127.0.0.1", port=self.port, user=SUPERUSER, database="postgres", timeout=60
+            )
+            try:
+                await connection.execute(sql, timeout=60)
+            finally:
+                await connection.close()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, run()).result()
 
     def stop(self) -> None:
         self._as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
