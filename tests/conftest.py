@@ -94,38 +94,49 @@ def s3_settings(s3: S3Server, postgres: PostgresServer, media_dir: Path, **value
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "s3"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Media in ``tmp_path``, the catalog in SQLite there; or the catalog in a fresh
-    PostgreSQL database; or that and the bytes in a fresh S3 bucket."""
-    media_dir = tmp_path / "media"
-    if request.param == "s3":
+BACKENDS = ["sqlite", "postgresql", "s3"]
+
+
+def backend_settings(
+    request: pytest.FixtureRequest, backend: str, media_dir: Path, **values: Any
+) -> Settings:
+    """Settings for one of ``BACKENDS``: media in ``media_dir``, the catalog in SQLite there
+    (a copy of the migrated template); or the catalog in a fresh PostgreSQL database; or that
+    and the bytes in a fresh S3 bucket."""
+    if backend == "s3":
         return s3_settings(
-            request.getfixturevalue("s3"),
-            request.getfixturevalue("postgres"),
-            media_dir,
-            max_upload_bytes=10 * 2**20,
+            request.getfixturevalue("s3"), request.getfixturevalue("postgres"), media_dir, **values
         )
     database_url = None
-    if request.param == "postgresql":
+    if backend == "postgresql":
         database_url = new_database(request.getfixturevalue("postgres"))
     else:
         media_dir.mkdir(parents=True)
         copy_catalog(request.getfixturevalue("sqlite_template"), media_dir / "streamport.db")
-    return Settings(
-        _env_file=None,
-        media_dir=media_dir,
-        max_upload_bytes=10 * 2**20,
-        database_url=database_url,
-    )
+    return Settings(_env_file=None, media_dir=media_dir, database_url=database_url, **values)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Media in ``tmp_path``, the catalog in SQLite there; or the catalog in a fresh
+    PostgreSQL database; or that and the bytes in a fresh S3 bucket."""
+    return backend_settings(request, request.param, tmp_path / "media", max_upload_bytes=10 * 2**20)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty SQLite catalog at the newest schema, for tests to start from a copy."""
+    """An empty SQLite catalog at the newest schema, for tests (and ``start_server``) to start
+    from a copy."""
+    global _sqlite_template
     media_dir = tmp_path_factory.mktemp("sqlite-template")
     upgrade_to_head(Settings(_env_file=None, media_dir=media_dir))
-    return media_dir / "streamport.db"
+    _sqlite_template = media_dir / "streamport.db"
+    return _sqlite_template
+
+
+# The session's migrated SQLite catalog, once made: ``start_server`` starts a new SQLite
+# catalog from a copy of it rather than running every migration again.
+_sqlite_template: Path | None = None
 
 
 def copy_catalog(source: Path, destination: Path) -> None:
@@ -341,7 +352,7 @@ def start_server(
     if admin:
         # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(upgrade_to_head, settings).result()
+            pool.submit(_migrated_catalog, settings).result()
         token = provision(settings, f"admin-{uuid.uuid4().hex[:8]}", is_admin=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STREAMPORT_")},
@@ -381,9 +392,24 @@ def start_server(
             if httpx2.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
                 return server
         except httpx2.TransportError:
-            time.sleep(0.1)
+            time.sleep(0.02)
     server.stop()
     raise RuntimeError(f"server did not answer: {log_path.read_text()}")
+
+
+def _migrated_catalog(settings: Settings) -> None:
+    """Bring the catalog to the newest schema; a SQLite catalog not made yet is a copy of the
+    session's template (as the migrations would make it, in a fraction of the time)."""
+    catalog = settings.media_dir.resolve() / "streamport.db"
+    if (
+        _sqlite_template is not None
+        and settings.catalog_url == f"sqlite+aiosqlite:///{catalog}"
+        and not catalog.exists()
+    ):
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        copy_catalog(_sqlite_template, catalog)
+        return
+    upgrade_to_head(settings)
 
 
 @pytest.fixture
