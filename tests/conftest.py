@@ -123,6 +123,15 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return backend_settings(request, request.param, tmp_path / "media", max_upload_bytes=10 * 2**20)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """As ``settings``, shared by the tests of one module."""
+    media_dir = tmp_path_factory.mktemp(f"module-{request.param}") / "media"
+    return backend_settings(request, request.param, media_dir, max_upload_bytes=10 * 2**20)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite catalog at the newest schema, for tests (and ``start_server``) to start
@@ -415,6 +424,17 @@ def _migrated_catalog(settings: Settings) -> None:
 @pytest.fixture
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_live_server(
+    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """As ``live_server``, one for all the tests of a module (each backend in turn): for
+    tests that look only at what they did themselves."""
+    server = start_server(module_settings, tmp_path_factory.mktemp("module-server") / "server.log")
     yield server
     server.stop()
 
