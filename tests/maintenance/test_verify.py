@@ -1,6 +1,6 @@
 """``streamport verify`` as a user runs it: a real library (uploads through a running server,
-processing included) damaged in storage behind Streamport's back, then the command in a
-subprocess; and the pure decisions it rests on."""
+processing included; one per backend, restored after each test) damaged in storage behind
+Streamport's back, then the command in a subprocess; and the pure decisions it rests on."""
 
 import hashlib
 import json
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from app.config import Settings
 from app.maintenance.findings import Expected, Kind, Reading, Tally, is_orphan, judge
@@ -152,10 +153,15 @@ def make_video(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def library(settings: Settings, tmp_path: Path) -> Iterator[Library]:
+@pytest.fixture(scope="module")
+def built_library(
+    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Library]:
     """A running server holding a 9 MiB file (more than one read, and on S3 a multipart
-    upload), a small one, an empty one and a processed video with poster and thumbnail."""
+    upload), a small one, an empty one and a processed video with poster and thumbnail: built
+    once per backend, and put back as it was after each test (``library``)."""
+    settings = module_settings
+    tmp_path = tmp_path_factory.mktemp("library")
     files = tmp_path / "files"
     files.mkdir()
     contents = {"big.bin": os.urandom(9 * MIB), "small.bin": os.urandom(1000), "empty.bin": b""}
@@ -176,6 +182,31 @@ def library(settings: Settings, tmp_path: Path) -> Iterator[Library]:
         yield Library(server, Storage(settings), media, contents)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def library(built_library: Library) -> Iterator[Library]:
+    """The module's library, exactly as built: the bytes a test damaged, deleted or added
+    behind Streamport's back are put back afterwards (and checked to be)."""
+    storage = built_library.storage
+    stored = {key: storage.read(key) for key in storage.keys()}
+    objects = built_library.settings.media_dir / "objects"
+    directories = set(objects.iterdir()) if built_library.settings.storage == "local" else set()
+    yield built_library
+    for key in storage.keys():
+        if key not in stored:
+            storage.delete(key)
+    for key, data in stored.items():
+        try:
+            intact = storage.read(key) == data
+        except (FileNotFoundError, ClientError):
+            intact = False
+        if not intact:
+            storage.write(key, data)
+    if built_library.settings.storage == "local":
+        for directory in set(objects.iterdir()) - directories:
+            directory.rmdir()  # left empty by a deleted stray
+    assert {key: storage.read(key) for key in storage.keys()} == stored
 
 
 # --------------------------------------------------------------------------- the command
