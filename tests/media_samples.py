@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,35 +29,61 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+def _ffmpeg_started(*args: str) -> subprocess.Popen[bytes]:
+    """``_ffmpeg`` in the background: finish it with ``_finished``."""
+    return subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args])
+
+
+def _finished(process: subprocess.Popen[bytes]) -> None:
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+
+
 def make_samples(directory: Path, random_mib: int = 300) -> Samples:
-    """Generate every sample into ``directory``."""
+    """Generate every sample into ``directory``. The encodes run side by side (libvpx and the
+    small ones use one core each, x264 no more than it gets), and the random file is written
+    meanwhile; each file is what it would be made one after the other."""
     directory.mkdir(parents=True, exist_ok=True)
     seconds = str(Samples.VIDEO_SECONDS)
     mp4 = directory / "camera clip.mp4"
-    # A plain mp4 muxer run leaves the moov atom at the end, as cameras and many encoders do.
-    _ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50",
-        "-c:a", "aac", "-b:a", "96k", "-shortest", str(mp4),
-    )  # fmt: skip
-    faststart = directory / "web clip.mp4"
-    _ffmpeg("-i", str(mp4), "-c", "copy", "-movflags", "+faststart", str(faststart))
     webm = directory / "drone flight.webm"
-    _ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc=size=640x360:rate=25:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={seconds}",
-        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
-        "-g", "50", "-c:a", "libopus", "-shortest", str(webm),
-    )  # fmt: skip
     mp3 = directory / "field recording.mp3"
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:duration=8", "-c:a", "libmp3lame", str(mp3))
     png = directory / "mandelbrot.png"
-    _ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=640x480", "-frames:v", "1", str(png))
     random_file = directory / "backup.tar.zst"
-    with random_file.open("wb") as out:
-        for _ in range(random_mib):
-            out.write(os.urandom(2**20))
+
+    def write_random() -> None:
+        with random_file.open("wb") as out:
+            for _ in range(random_mib):
+                out.write(os.urandom(2**20))
+
+    writer = threading.Thread(target=write_random)
+    writer.start()
+    started = [
+        _ffmpeg_started(
+            "-f", "lavfi", "-i", f"testsrc=size=640x360:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={seconds}",
+            "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
+            "-g", "50", "-c:a", "libopus", "-shortest", str(webm),
+        ),
+        _ffmpeg_started(
+            "-f", "lavfi", "-i", "sine=frequency=220:duration=8", "-c:a", "libmp3lame", str(mp3)
+        ),
+        _ffmpeg_started("-f", "lavfi", "-i", "mandelbrot=size=640x480", "-frames:v", "1", str(png)),
+    ]  # fmt: skip
+    try:
+        # A plain mp4 muxer run leaves the moov atom at the end, as cameras and many encoders do.
+        _ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50",
+            "-c:a", "aac", "-b:a", "96k", "-shortest", str(mp4),
+        )  # fmt: skip
+        faststart = directory / "web clip.mp4"
+        _ffmpeg("-i", str(mp4), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    finally:
+        for process in started:
+            _finished(process)
+        writer.join()
     return Samples(mp4, faststart, webm, mp3, png, random_file)
 
 
