@@ -439,6 +439,16 @@ def module_live_server(
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hevc_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """HEVC clips are encoded once a session for each length (tests/media_samples.py)."""
+    from tests import media_samples
+
+    media_samples.hevc_cache = tmp_path_factory.mktemp("hevc-cache")
+    yield
+    media_samples.hevc_cache = None
+
+
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> "Samples":
     """Videos, audio, an image and a large random file, made once per run with ffmpeg."""
