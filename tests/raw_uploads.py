@@ -1,6 +1,7 @@
 """Multipart upload bodies built by hand, for tests that cut, stream or oversize them."""
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -63,3 +64,24 @@ def wait_for(condition: Callable[[], bool], seconds: float = 15) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One answer: its head and, by its Content-Length, its body (or, without one, what comes
+    until the server closes). Unlike reading until the server closes, this does not wait out
+    the socket's timeout on a connection the server keeps open after answering."""
+    data = b""
+    wanted: int | None = None  # the whole answer's length, once its head is in
+    try:
+        while wanted is None or len(data) < wanted:
+            if not (piece := sock.recv(65536)):
+                break
+            data += piece
+            head, blank, _ = data.partition(b"\r\n\r\n")
+            if wanted is None and blank:
+                declared = re.search(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$", head)
+                if declared is not None:
+                    wanted = len(head) + len(blank) + int(declared.group(1))
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data

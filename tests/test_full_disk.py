@@ -18,8 +18,7 @@ from tests.conftest import (
     wait_for_processing,
 )
 from tests.media_samples import FFMPEG
-from tests.raw_uploads import MIB, part_head, part_tail, request_head, wait_for
-from tests.test_hostile_clients import _answer
+from tests.raw_uploads import MIB, part_head, part_tail, read_response, request_head, wait_for
 
 DISK_BYTES = 96 * MIB
 RESERVE_BYTES = 16 * MIB
@@ -64,7 +63,7 @@ def test_a_declared_upload_past_the_reserve_is_refused_before_it_is_read(
     declared = _free(media_dir) - RESERVE_BYTES + MIB
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request_head(server.port, declared, server.token) + part_head("big.bin"))
-        answer = _answer(sock)
+        answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 507 "), answer[:200]
     assert b"keeps" in answer
     assert stored_files(server.settings) == []

@@ -12,7 +12,15 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import LiveServer, start_server, stored_files
-from tests.raw_uploads import BOUNDARY, CONTENT_TYPE, MIB, part_head, part_tail, wait_for
+from tests.raw_uploads import (
+    BOUNDARY,
+    CONTENT_TYPE,
+    MIB,
+    part_head,
+    part_tail,
+    read_response,
+    wait_for,
+)
 from tests.test_hostile_clients import _answer
 
 
@@ -174,7 +182,7 @@ def test_a_large_json_body_is_refused_before_it_is_read(server: LiveServer) -> N
             f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {300 * MIB}\r\n\r\n".encode()
         )
-        answer = _answer(sock)
+        answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
     assert b'"detail"' in answer
 
