@@ -156,7 +156,9 @@ def copy_catalog(source: Path, destination: Path) -> None:
 
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
-    upgrade_to_head(settings)
+    # The settings' catalog is a copy of a migrated template, already at the newest schema:
+    # running the migrations again found nothing to do in 20-100 ms a test (~450 tests).
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
     return create_app(settings)
 
 
