@@ -1,5 +1,6 @@
 """Clients that stall, flood or oversize, against a real ``streamport serve``: each attack is
-refused or contained, and the server keeps answering everyone else."""
+refused or contained, and the server keeps answering everyone else. Tests that measure the
+server's memory, or need settings of their own, get a fresh server; the others share one."""
 
 import os
 import resource
@@ -22,8 +23,18 @@ TIMEOUT_SECONDS = 2.0
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server with short connection timeouts, under the usual 1024 descriptors."""
+    """A server with short connection timeouts, under the usual 1024 descriptors: a fresh
+    one, for the tests that measure how much its memory grows."""
     server = _start(tmp_path, nofile=1024)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """As ``guarded``, one for the tests that look only at what their own attack did (each
+    closes its connections; one that a server kept would show in the next test)."""
+    server = _start(tmp_path_factory.mktemp("guarded"), nofile=1024)
     yield server
     server.stop()
 
@@ -85,9 +96,10 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 @pytest.mark.parametrize("first_bytes", [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "])
 def test_idle_connections_do_not_exhaust_descriptors(
-    guarded: LiveServer, first_bytes: bytes
+    shared_guarded: LiveServer, first_bytes: bytes
 ) -> None:
     """1,100 connections that send nothing, or a request head they never finish."""
+    guarded = shared_guarded
     idle = []
     for _ in range(1100):
         sock = socket.create_connection(("127.0.0.1", guarded.port))
@@ -111,7 +123,8 @@ def test_idle_connections_do_not_exhaust_descriptors(
             sock.close()
 
 
-def test_a_request_head_that_never_ends_gets_408(guarded: LiveServer) -> None:
+def test_a_request_head_that_never_ends_gets_408(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         started = time.monotonic()
@@ -141,7 +154,8 @@ def test_a_giant_header_gets_431_without_being_read_whole(guarded: LiveServer) -
         assert client.get("/healthz").status_code == 200
 
 
-def test_range_floods_and_long_numbers_never_fail(guarded: LiveServer) -> None:
+def test_range_floods_and_long_numbers_never_fail(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     with guarded.client() as client:
         media = client.post(
             "/api/media", files={"file": ("data.bin", bytes(range(256)) * 40)}
@@ -170,8 +184,12 @@ def test_range_floods_and_long_numbers_never_fail(guarded: LiveServer) -> None:
         assert _answer(sock).startswith(b"HTTP/1.1 431 ")
 
 
-def test_a_stalled_upload_is_discarded(guarded: LiveServer) -> None:
+def test_a_stalled_upload_is_discarded(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     settings = guarded.settings
+    files_before = stored_files(settings)
+    with guarded.client() as client:
+        total_before = client.get("/api/media").json()["total"]
     head = part_head("stalled.bin")
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=20) as sock:
         sock.sendall(request_head(guarded.port, len(head) + 32 * MIB, guarded.token) + head)
@@ -179,12 +197,13 @@ def test_a_stalled_upload_is_discarded(guarded: LiveServer) -> None:
         assert wait_for(lambda: any((settings.media_dir / ".partial").glob("*.part")))
         # Then nothing more: the server gives up on the body and leaves nothing behind.
         assert wait_for(lambda: _closed_by_server(sock), 4 * TIMEOUT_SECONDS)
-    assert wait_for(lambda: stored_files(settings) == [])
+    assert wait_for(lambda: stored_files(settings) == files_before)
     with guarded.client() as client:
-        assert client.get("/api/media").json()["total"] == 0
+        assert client.get("/api/media").json()["total"] == total_before
 
 
-def test_a_client_that_stops_reading_a_download_is_dropped(guarded: LiveServer) -> None:
+def test_a_client_that_stops_reading_a_download_is_dropped(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     with guarded.client() as client:
         response = client.post("/api/media", files={"file": ("big.bin", os.urandom(48 * MIB))})
         media = response.json()["items"][0]
@@ -229,8 +248,9 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> Non
         server.stop()
 
 
-def test_a_keep_alive_connection_serves_many_requests(guarded: LiveServer) -> None:
+def test_a_keep_alive_connection_serves_many_requests(shared_guarded: LiveServer) -> None:
     """The guards do not get in the way of an ordinary client reusing its connection."""
+    guarded = shared_guarded
     with httpx2.Client(base_url=guarded.base_url, timeout=10) as client:
         for _ in range(50):
             response = client.get("/healthz")
@@ -280,7 +300,8 @@ def test_two_thousand_event_streams_cost_the_server_little(tmp_path: Path) -> No
         server.stop()
 
 
-def test_event_streams_are_capped_per_client(guarded: LiveServer) -> None:
+def test_event_streams_are_capped_per_client(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     with guarded.client() as client:
         media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
     url = media["items"][0]["events_url"]
@@ -342,7 +363,9 @@ def test_endless_trailers_of_a_chunked_body_are_refused(guarded: LiveServer) -> 
     assert process.memory_info().rss - rss_before < 32 * MIB
 
 
-def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(guarded: LiveServer) -> None:
+def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
+    files_before = stored_files(guarded.settings)
     head = part_head("rudy.bin")
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=30) as sock:
         sock.sendall(request_head(guarded.port, len(head) + MIB, guarded.token) + head)
@@ -356,7 +379,7 @@ def test_a_body_trickling_in_below_the_minimum_rate_is_given_up(guarded: LiveSer
             time.sleep(TIMEOUT_SECONDS / 2)
         assert _closed_by_server(sock)
         assert time.monotonic() - started < 15
-    assert wait_for(lambda: stored_files(guarded.settings) == [])
+    assert wait_for(lambda: stored_files(guarded.settings) == files_before)
 
 
 def test_one_address_may_not_take_every_connection(tmp_path: Path) -> None:
@@ -371,7 +394,8 @@ def test_one_address_may_not_take_every_connection(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_an_upgrade_request_is_an_ordinary_request(guarded: LiveServer) -> None:
+def test_an_upgrade_request_is_an_ordinary_request(shared_guarded: LiveServer) -> None:
+    guarded = shared_guarded
     with guarded.client() as client:
         response = client.get(
             "/",
@@ -387,7 +411,10 @@ def test_an_upgrade_request_is_an_ordinary_request(guarded: LiveServer) -> None:
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
 
 
-def test_the_event_stream_of_a_deleted_media_ends_without_a_state(guarded: LiveServer) -> None:
+def test_the_event_stream_of_a_deleted_media_ends_without_a_state(
+    shared_guarded: LiveServer,
+) -> None:
+    guarded = shared_guarded
     with guarded.client() as client:
         media = client.post("/api/media", files={"file": ("clip.mp4", b"x" * 100)}).json()
         media = media["items"][0]
