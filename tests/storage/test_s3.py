@@ -65,19 +65,34 @@ def node(deployment: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture
-def big_media(node: LiveServer) -> tuple[dict[str, Any], bytes]:
+@pytest.fixture(scope="module")
+def big_media_node(
+    s3: S3Server, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A node of a deployment of its own holding only ``big_media``: the tests of it only
+    read."""
+    root = tmp_path_factory.mktemp("big-media")
+    server = start_server(
+        s3_settings(s3, postgres, root / "media", max_upload_bytes=64 * MIB), root / "node.log"
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def big_media(big_media_node: LiveServer) -> tuple[dict[str, Any], bytes]:
     """A 20 MiB upload: three parts of a multipart upload (8 + 8 + 4 MiB)."""
     data = os.urandom(20 * MIB)
-    with node.client() as client:
+    with big_media_node.client() as client:
         response = client.post("/api/media", files={"file": ("big.bin", data)})
     assert response.status_code == 201, response.text
     return response.json()["items"][0], data
 
 
 def test_upload_streams_into_a_multipart_upload_and_downloads_identically(
-    node: LiveServer, big_media: tuple[dict[str, Any], bytes]
+    big_media_node: LiveServer, big_media: tuple[dict[str, Any], bytes]
 ) -> None:
+    node = big_media_node
     media, data = big_media
     settings = node.settings
     assert media["sha256"] == hashlib.sha256(data).hexdigest()
@@ -97,7 +112,10 @@ def test_upload_streams_into_a_multipart_upload_and_downloads_identically(
     assert digest.hexdigest() == media["sha256"]
 
 
-def test_ranges_are_byte_exact(node: LiveServer, big_media: tuple[dict[str, Any], bytes]) -> None:
+def test_ranges_are_byte_exact(
+    big_media_node: LiveServer, big_media: tuple[dict[str, Any], bytes]
+) -> None:
+    node = big_media_node
     media, data = big_media
     url = media["stream_url"]
     size = len(data)
@@ -129,8 +147,9 @@ def test_ranges_are_byte_exact(node: LiveServer, big_media: tuple[dict[str, Any]
 
 
 def test_head_and_304_make_no_s3_call(
-    s3: S3Server, node: LiveServer, big_media: tuple[dict[str, Any], bytes]
+    s3: S3Server, big_media_node: LiveServer, big_media: tuple[dict[str, Any], bytes]
 ) -> None:
+    node = big_media_node
     media, _ = big_media
     [name] = _objects(node.settings)
     etag = f'"{media["sha256"]}"'
