@@ -69,8 +69,13 @@ http {{
 """
 
 
-@pytest.fixture
-def nodes(s3: S3Server, postgres: PostgresServer, tmp_path: Path) -> Iterator[list[LiveServer]]:
+@pytest.fixture(scope="module")
+def nodes(
+    s3: S3Server, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[LiveServer]]:
+    """Two nodes on one deployment, for both tests: the upload test signs nobody in, and the
+    throttle test's clients come from addresses of their own."""
+    tmp_path = tmp_path_factory.mktemp("deployment")
     settings: Settings = s3_settings(
         s3,
         postgres,
@@ -88,9 +93,9 @@ def nodes(s3: S3Server, postgres: PostgresServer, tmp_path: Path) -> Iterator[li
             node.stop()
 
 
-@pytest.fixture
-def nginx(nodes: list[LiveServer], tmp_path: Path) -> Iterator[str]:
-    workdir = tmp_path / "nginx"
+@pytest.fixture(scope="module")
+def nginx(nodes: list[LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    workdir = tmp_path_factory.mktemp("nginx")
     (workdir / "temp").mkdir(parents=True)
     port = free_port()
     config = workdir / "nginx.conf"
