@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from app.catalog.migrate import upgrade_to_head
 from app.config import Settings
 from app.main import create_app
-from tests.postgres_server import PostgresServer, start_postgres
+from tests.postgres_server import DatabasePool, PostgresServer, start_postgres
 from tests.s3_server import REGION, TEST_CREDENTIALS, S3Server, bucket_contents, start_s3
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
         )
     )
     server.template = template
+    server.pool = DatabasePool(server, template)
     yield server
+    server.pool.close()
     server.stop()
 
 
@@ -72,9 +74,8 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 def new_database(postgres: PostgresServer) -> str:
     """The URL of a fresh, empty catalog in PostgreSQL (at the newest schema)."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    postgres.create_database(name, template=postgres.template)
-    return postgres.url(name)
+    assert postgres.pool is not None
+    return postgres.url(postgres.pool.take())
 
 
 def s3_settings(s3: S3Server, postgres: PostgresServer, media_dir: Path, **values: Any) -> Settings:

@@ -6,9 +6,12 @@ import concurrent.futures
 import glob
 import os
 import pwd
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,8 @@ class PostgresServer:
     # A database already migrated to the newest schema that new ones are copied from (set
     # by the suite's fixture): copying is quicker than running every migration again.
     template: str | None = None
+    # Copies of the template made ahead (set by the suite's fixture too).
+    pool: "DatabasePool | None" = None
 
     def create_database(self, name: str, template: str | None = None) -> None:
         copy = f' TEMPLATE "{template}"' if template else ""
@@ -103,3 +108,43 @@ def start_postgres(port: int) -> PostgresServer:
     server._as_owner([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options,
                       "-l", str(root / "server.log"), "-w", "start"])  # fmt: skip
     return server
+
+
+class DatabasePool:
+    """Fresh databases copied from ``template``, made a few ahead by a thread of their own: the
+    copying is done by the PostgreSQL server while the tests run, instead of while a test
+    waits for it. Each database is handed out once, as it was copied."""
+
+    def __init__(self, server: PostgresServer, template: str, ahead: int = 3) -> None:
+        self._server = server
+        self._template = template
+        self._ready: queue.Queue[str | Exception] = queue.Queue(maxsize=ahead)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="database-pool", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        """The name of a database no test has had; an error the copy met is raised here."""
+        made = self._ready.get(timeout=120)
+        if isinstance(made, Exception):
+            raise made
+        return made
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=120)
+
+    def _fill(self) -> None:
+        while not self._closing.is_set():
+            name = f"test_{uuid.uuid4().hex[:16]}"
+            made: str | Exception = name
+            try:
+                self._server.create_database(name, template=self._template)
+            except Exception as exc:  # handed to the test that takes it
+                made = exc
+            while not self._closing.is_set():
+                try:
+                    self._ready.put(made, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
