@@ -1,5 +1,6 @@
 """A throwaway S3-compatible server for the tests: moto's standalone server on 127.0.0.1."""
 
+import functools
 import os
 import re
 import subprocess
@@ -24,8 +25,11 @@ REGION = "us-east-1"
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
+@functools.cache
 def s3_client(endpoint_url: str) -> Any:
-    """A synchronous boto3 client, to look at a bucket from outside the app."""
+    """A synchronous boto3 client, to look at a bucket from outside the app: one per endpoint
+    (making one costs 30 ms; each bucket a test gets, and each look at what storage holds,
+    asked for a new one)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
