@@ -10,6 +10,7 @@ import pytest
 from app.config import Settings
 from tests.conftest import FINAL_STATES, LiveServer, start_server, upload_file
 from tests.playback.samples import PlaybackSamples, make_playback_samples
+from tests.test_browser import browser  # noqa: F401 - the module-scoped Chromium
 
 
 @pytest.fixture(scope="session")

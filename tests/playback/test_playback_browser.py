@@ -2,28 +2,18 @@
 first for browsers that decode them, HLS plays through hls.js, switches renditions on demand
 and by itself on a slow link, and takes over from the original when renditions are ready."""
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.conftest import LiveServer, upload_file, wait_for_processing
 from tests.playback.conftest import Processed
 from tests.playback.samples import CLIP_SECONDS, LADDER_SECONDS, PlaybackSamples
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import _wait_until
 
 # 1 Mbit/s, as Chromium's network emulation counts it (bytes per second).
 SLOW_LINK_BYTES_PER_SECOND = 125_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -43,15 +33,6 @@ def page(context: BrowserContext) -> Iterator[Page]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     assert errors == []
-
-
-def _wait_until(page: Page, expression: str, arg: Any = None, timeout: float = 30.0) -> Any:
-    """Poll ``expression`` through the debugging protocol (the pages' CSP allows no eval)."""
-    deadline = time.monotonic() + timeout
-    while not (value := page.evaluate(expression, arg)):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.05)
-    return value
 
 
 def _seek(page: Page, seconds: float) -> None:
@@ -113,7 +94,8 @@ def test_hls_plays_through_hls_js_seeks_and_switches_on_demand(
     page.wait_for_selector("#quality:not([hidden])")
     options = page.locator("#quality-select option").all_inner_texts()
     assert options[1:] == ["720p", "360p"] and options[0].startswith("Auto")
-    duration = _wait_until(page, "document.querySelector('#media-player').duration")
+    _wait_until(page, "document.querySelector('#media-player').duration")
+    duration = page.evaluate("document.querySelector('#media-player').duration")
     assert abs(duration - LADDER_SECONDS) < 0.5
     _play(page)
     _seek(page, 9.0)
@@ -163,7 +145,9 @@ def test_playback_moves_to_hls_where_it_is_when_renditions_are_ready(
     page.evaluate("document.querySelector('#media-player').loop = true")
     _play(page)
     _wait_until(
-        page, "document.querySelector('#media-player').dataset.adaptive === 'hls.js'", timeout=90
+        page,
+        "document.querySelector('#media-player').dataset.adaptive === 'hls.js'",
+        timeout=90_000,
     )
     _wait_until(page, "document.querySelector('#media-player').currentSrc.startsWith('blob:')")
     _wait_until(page, "document.querySelector('#media-player').videoHeight === 360")
