@@ -73,10 +73,6 @@ class PlaybackPlan:
     # (HEVC: Safari plays it, Chromium mostly not).
     offer_original: bool = False
 
-    @property
-    def makes_copy(self) -> bool:
-        return self.plan != "original"
-
 
 def plan_playback(probe: ProbeResult) -> PlaybackPlan:
     """The plan for an audio or video file, from what ffprobe found in it."""

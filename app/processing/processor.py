@@ -179,15 +179,14 @@ class Processor:
             await self._pictures(media, source, container, None, poster_width=IMAGE_VIEW_WIDTH)
 
         copy = plan is not None and self.playback.makes_copy(plan)
-        options = self.playback
-        rungs = ladder_for(
-            options.hls_heights,
-            short_side(probe.width, probe.height),
-            probe.bitrate,
-            options.hls_min_bitrate,
-        )
-        if kind != "video" or not probe.has_video:
-            rungs = ()
+        rungs: tuple[Rung, ...] = ()
+        if kind == "video" and probe.has_video:
+            rungs = ladder_for(
+                self.playback.hls_heights,
+                short_side(probe.width, probe.height),
+                probe.bitrate,
+                self.playback.hls_min_bitrate,
+            )
         progress.expect(int(copy) + int(bool(rungs)))
         if copy:
             assert plan is not None
@@ -260,7 +259,10 @@ class Processor:
         if room < _MIN_TRANSCODE_ROOM_BYTES:
             raise ToolFailed("not enough free disk space to make a playable copy")
 
+        codecs: str | None = None
+
         async def produce(target: Path) -> None:
+            nonlocal codecs
             if plan.plan == "remux":
                 await self.tools.remux_mp4(
                     source, container, target, duration=probe.duration, size=media.size,
@@ -272,6 +274,8 @@ class Processor:
                     source, container, target, probe.duration, media.size, report, room,
                     scale=_transcode_scale(probe),
                 )  # fmt: skip
+            # Probed here, while the copy is a local file (on S3 it is not, once stored).
+            codecs = codecs_parameter(await self.tools.probe(target, MP4_CONTAINER))
 
         if plan.plan == "remux":
             extend_deadline(self.tools.limits.remux_seconds(media.size))
@@ -280,16 +284,10 @@ class Processor:
             async with self._encoding:
                 extend_deadline(self.tools.limits.transcode_seconds(probe.duration, media.size))
                 key = await self._derive(produce)
-        codecs = await self._codecs_of(key)
         await self._update_media(
             media.id, replaced_keys=(media.playback_key,), playback_key=key,
             playback_codecs=codecs,
         )  # fmt: skip
-
-    async def _codecs_of(self, key: str) -> str | None:
-        """The RFC 6381 codecs of a copy we made (an MP4, so its own demuxer is known)."""
-        async with self.storage.local_copy(key) as path:
-            return codecs_parameter(await self.tools.probe(path, MP4_CONTAINER))
 
     async def _renditions(
         self,
