@@ -31,6 +31,12 @@ def key_token(key: str) -> str:
     return check_key(key).partition("/")[2]
 
 
+def url_version(key: str) -> str:
+    """A short tag of ``key`` for ``?v=`` in URLs of derived files: a new file is a new URL,
+    so caches may keep each for good."""
+    return key_token(key)[:12]
+
+
 def key_of_token(token: str) -> str | None:
     """The key whose ``key_token`` is ``token``, if it is one."""
     key = f"{token[:2]}/{token}"

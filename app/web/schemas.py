@@ -13,6 +13,7 @@ from app.config import Visibility
 from app.ingest.filenames import normalize_title
 from app.processing.jobs import snapshot
 from app.processing.playback_plan import offers_original
+from app.storage.keys import url_version
 from app.web.playback_sources import PlaybackFacts, playback_sources
 
 
@@ -98,7 +99,7 @@ class MediaOut(BaseModel):
             # The key in the URL makes a new derived file a new URL: caches keep each forever.
             if not key:
                 return None
-            return f"{path(name)}{'&' if query else '?'}v={key.rpartition('/')[2][:12]}"
+            return f"{path(name)}{'&' if query else '?'}v={url_version(key)}"
 
         kind = media_kind(media.content_type)
         stream_url = path("stream_media")

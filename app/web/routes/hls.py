@@ -21,6 +21,7 @@ from app.errors import MediaNotFound
 from app.processing.hls import Variant, render_master_playlist, render_media_playlist
 from app.serving.http_semantics import Representation, content_disposition, strong_etag
 from app.storage.in_memory import InMemorySource
+from app.storage.keys import url_version
 from app.web.byte_answers import answer_bytes, facts_for, serve_derived
 from app.web.media_access import SHARE_PARAM
 
@@ -79,7 +80,7 @@ def _rendition(request: Request, facts: MediaFacts) -> RenditionFacts:
 
 def _query(request: Request, rendition: RenditionFacts) -> str:
     """``?v=`` (the file's key: a new file is a new URL) and the request's share link."""
-    params = {"v": rendition.storage_key.rpartition("/")[2][:12]}
+    params = {"v": url_version(rendition.storage_key)}
     share = request.query_params.get(SHARE_PARAM)
     if share:
         params[SHARE_PARAM] = share
